@@ -1,0 +1,131 @@
+package embedded
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strconv"
+	"sync"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// ErrLastMember is returned by Leave on a single-member cluster: a cluster
+// cannot remove its last member.
+var ErrLastMember = errors.New("embedded: cannot leave: last member of the cluster")
+
+// StartCluster bootstraps an n-member cluster inside this process, for tests
+// and demos. Members are named "<name>-<i>" (name from WithName) and listen on
+// free loopback ports; with WithDataDir each keeps its data in a subdirectory.
+// Every option applies to every member.
+func StartCluster(ctx context.Context, n int, opts ...Option) ([]*Server, error) {
+	if n < 1 {
+		return nil, fmt.Errorf("%w: cluster of %d members", ErrInvalidConfig, n)
+	}
+	base := newConfig(opts)
+	cfgs := make([]config, n)
+	members := make([]Member, n)
+	for i := range cfgs {
+		c := base
+		c.name = base.name + "-" + strconv.Itoa(i)
+		if base.dataDir != "" {
+			c.dataDir = filepath.Join(base.dataDir, c.name)
+		}
+		c.clientAddr, c.peerAddr = "", ""
+		rc, _, err := c.resolvePorts()
+		if err != nil {
+			return nil, err
+		}
+		cfgs[i], members[i] = rc, Member{Name: rc.name, PeerURL: rc.peerURL()}
+	}
+	if base.clusterToken == "" {
+		base.clusterToken = defaultClusterToken
+	}
+	servers := make([]*Server, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range cfgs {
+		cfgs[i].cluster, cfgs[i].clusterToken = members, base.clusterToken
+		wg.Go(func() { servers[i], errs[i] = start(ctx, cfgs[i]) })
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		for _, s := range servers {
+			if s != nil {
+				s.Close()
+			}
+		}
+		return nil, err
+	}
+	return servers, nil
+}
+
+// Join adds a new member to the running cluster that cli talks to and starts
+// it, as an operator does with "etcdctl member add" followed by a start with
+// --initial-cluster-state=existing. If the member cannot start, it is removed
+// from the cluster again so that it does not count against the quorum.
+func Join(ctx context.Context, cli *clientv3.Client, opts ...Option) (*Server, error) {
+	c := newConfig(opts)
+	c.existing = true
+	if err := c.validate(); err != nil {
+		return nil, err
+	}
+	c, _, err := c.resolvePorts()
+	if err != nil {
+		return nil, err
+	}
+	resp, err := cli.MemberAdd(ctx, []string{c.peerURL()})
+	if err != nil {
+		return nil, fmt.Errorf("embedded: join as %q: member add: %w", c.name, err)
+	}
+	c.cluster = nil
+	for _, m := range resp.Members {
+		switch {
+		case m.ID == resp.Member.ID:
+			c.cluster = append(c.cluster, Member{Name: c.name, PeerURL: c.peerURL()})
+		case m.Name != "":
+			for _, u := range m.PeerURLs {
+				c.cluster = append(c.cluster, Member{Name: m.Name, PeerURL: u})
+			}
+		}
+	}
+	s, err := startResolved(ctx, c)
+	if err != nil {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), defaultOpTimeout)
+		defer cancel()
+		if _, rerr := cli.MemberRemove(rctx, resp.Member.ID); rerr != nil {
+			err = errors.Join(err, fmt.Errorf("embedded: undo member add: %w", rerr))
+		}
+		return nil, err
+	}
+	return s, nil
+}
+
+// Leave removes this member from its cluster through the other members, then
+// stops it. The data dir is of no further use to this cluster afterwards.
+func (s *Server) Leave(ctx context.Context) error {
+	var others []string
+	for _, m := range s.Members() {
+		if m.ID != s.ID() {
+			others = append(others, m.ClientURLs...)
+		}
+	}
+	if len(others) == 0 {
+		return ErrLastMember
+	}
+	cfg, err := s.ClientConfig()
+	if err != nil {
+		return err
+	}
+	cfg.Endpoints = others
+	cli, err := clientv3.New(cfg)
+	if err != nil {
+		return fmt.Errorf("embedded: leave: %w", err)
+	}
+	defer cli.Close()
+	if _, err := cli.MemberRemove(ctx, s.ID()); err != nil {
+		return fmt.Errorf("embedded: leave: member remove: %w", err)
+	}
+	return s.Close()
+}

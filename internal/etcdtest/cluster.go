@@ -1,0 +1,90 @@
+package etcdtest
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/rosterkit/roster/embedded"
+)
+
+// Cluster is a multi-member cluster started for a test.
+type Cluster struct {
+	t       testing.TB
+	Members []*Member
+}
+
+// StartCluster bootstraps an n-member cluster for t.
+func StartCluster(t testing.TB, n int, opts ...embedded.Option) *Cluster {
+	t.Helper()
+	opts = append([]embedded.Option{embedded.WithDataDir(t.TempDir())}, opts...)
+	ctx, cancel := context.WithTimeout(context.Background(), StartTimeout)
+	defer cancel()
+	servers, err := embedded.StartCluster(ctx, n, opts...)
+	if err != nil {
+		t.Fatalf("etcdtest: start cluster: %v", err)
+	}
+	var members []embedded.Member
+	for _, s := range servers {
+		members = append(members, embedded.Member{Name: s.Name(), PeerURL: s.PeerURL()})
+	}
+	c := &Cluster{t: t}
+	for _, s := range servers {
+		c.Members = append(c.Members, adopt(t, s, append(opts, embedded.WithCluster("", members...))))
+	}
+	return c
+}
+
+// Endpoints are the client URLs of every member.
+func (c *Cluster) Endpoints() []string {
+	var eps []string
+	for _, m := range c.Members {
+		eps = append(eps, m.Endpoints()...)
+	}
+	return eps
+}
+
+// Client returns a client of every member, closed when the test ends.
+func (c *Cluster) Client() *clientv3.Client {
+	c.t.Helper()
+	return NewClient(c.t, c.Endpoints()...)
+}
+
+// Leader waits until the running members agree on a Raft leader and returns
+// it.
+func (c *Cluster) Leader() *Member {
+	c.t.Helper()
+	deadline := time.Now().Add(StartTimeout)
+	for time.Now().Before(deadline) {
+		if m := c.agreedLeader(); m != nil {
+			return m
+		}
+		time.Sleep(10 * time.Millisecond) // polling the members' own view
+	}
+	c.t.Fatalf("etcdtest: no leader within %v", StartTimeout)
+	return nil
+}
+
+func (c *Cluster) agreedLeader() *Member {
+	var lead uint64
+	var leader *Member
+	for _, m := range c.Members {
+		s := m.Server()
+		select {
+		case <-s.Done():
+			continue
+		default:
+		}
+		l := s.Leader()
+		if l == 0 || (lead != 0 && l != lead) {
+			return nil
+		}
+		lead = l
+		if s.ID() == l {
+			leader = m
+		}
+	}
+	return leader
+}

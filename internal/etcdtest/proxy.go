@@ -1,0 +1,162 @@
+package etcdtest
+
+import (
+	"net"
+	"sync"
+	"testing"
+)
+
+// Proxy forwards TCP connections to a target address and can cut them, to
+// put one client out of reach of etcd while others still reach it.
+type Proxy struct {
+	t      testing.TB
+	l      net.Listener
+	target string
+
+	mu     sync.Mutex
+	cut    bool
+	paused chan struct{} // non-nil while paused; closed on resume
+	conns  map[net.Conn]struct{}
+	wg     sync.WaitGroup
+}
+
+// NewProxy starts a proxy to target (host:port) on a free loopback port. It
+// is closed when the test ends.
+func NewProxy(t testing.TB, target string) *Proxy {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("etcdtest: proxy listen: %v", err)
+	}
+	p := &Proxy{t: t, l: l, target: hostport(target), conns: make(map[net.Conn]struct{})}
+	p.wg.Add(1)
+	go p.accept()
+	t.Cleanup(p.Close)
+	return p
+}
+
+// Endpoint is the proxy's address as a client URL.
+func (p *Proxy) Endpoint() string { return "http://" + p.l.Addr().String() }
+
+// Cut closes every connection through the proxy and refuses new ones until
+// Restore: the client sees its connections reset.
+func (p *Proxy) Cut() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.cut = true
+	p.closeConnsLocked()
+}
+
+// Pause stops forwarding bytes in both directions while keeping connections
+// open, like a network partition: requests hang instead of failing.
+func (p *Proxy) Pause() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.paused == nil {
+		p.paused = make(chan struct{})
+	}
+}
+
+// Restore undoes Cut and Pause.
+func (p *Proxy) Restore() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.cut = false
+	if p.paused != nil {
+		close(p.paused)
+		p.paused = nil
+	}
+}
+
+// Close stops the proxy and closes every connection through it.
+func (p *Proxy) Close() {
+	p.l.Close()
+	p.mu.Lock()
+	p.closeConnsLocked()
+	if p.paused != nil {
+		close(p.paused)
+		p.paused = nil
+	}
+	p.mu.Unlock()
+	p.wg.Wait()
+}
+
+func (p *Proxy) closeConnsLocked() {
+	for c := range p.conns {
+		c.Close()
+	}
+	clear(p.conns)
+}
+
+func (p *Proxy) accept() {
+	defer p.wg.Done()
+	for {
+		in, err := p.l.Accept()
+		if err != nil {
+			return
+		}
+		p.wg.Add(1)
+		go p.serve(in)
+	}
+}
+
+func (p *Proxy) serve(in net.Conn) {
+	defer p.wg.Done()
+	out, err := net.Dial("tcp", p.target)
+	if err != nil {
+		in.Close()
+		return
+	}
+	if !p.track(in, out) {
+		in.Close()
+		out.Close()
+		return
+	}
+	var wg sync.WaitGroup
+	wg.Go(func() { p.pipe(out, in) })
+	wg.Go(func() { p.pipe(in, out) })
+	wg.Wait()
+}
+
+func (p *Proxy) track(conns ...net.Conn) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cut {
+		return false
+	}
+	for _, c := range conns {
+		p.conns[c] = struct{}{}
+	}
+	return true
+}
+
+// pipe copies src to dst, holding bytes while the proxy is paused; when
+// either side fails, both are closed.
+func (p *Proxy) pipe(dst, src net.Conn) {
+	defer func() {
+		src.Close()
+		dst.Close()
+	}()
+	buf := make([]byte, 32*1024)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 {
+			p.waitResumed()
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+func (p *Proxy) waitResumed() {
+	p.mu.Lock()
+	ch := p.paused
+	p.mu.Unlock()
+	if ch != nil {
+		<-ch
+	}
+}
