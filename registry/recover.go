@@ -1,0 +1,318 @@
+package registry
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/rosterkit/roster/internal/backoff"
+	"github.com/rosterkit/roster/session"
+)
+
+// run owns the lease. From the first Register until Close it keeps a live
+// session, and whenever the session ends (presumed expired, revoked, lost
+// with etcd's data) or a key of ours goes missing, it grants a new lease if
+// needed and writes back every instance not in place, pausing with
+// jittered backoff while etcd cannot be reached.
+func (r *Registrar) run() {
+	defer r.wg.Done()
+	select {
+	case <-r.wake:
+	case <-r.ctx.Done():
+		return
+	}
+	bo := r.opts.backoff
+	var (
+		s    *session.Session
+		lost bool // EventLost sent, EventRestored not yet
+	)
+	for r.ctx.Err() == nil {
+		if s == nil || s.Err() != nil {
+			if s != nil && !lost {
+				lost = true
+				r.lose(s)
+			}
+			next, err := r.grant()
+			if err != nil {
+				r.fail(err)
+				r.pause(&bo, nil)
+				continue
+			}
+			s = next
+			r.publish(s)
+		}
+		if err := r.reconcile(s); err != nil {
+			if s.Err() == nil && r.ctx.Err() == nil {
+				r.fail(err)
+				r.pause(&bo, s)
+			}
+			continue
+		}
+		bo.Reset()
+		if lost {
+			lost = false
+			r.ev.emit(Event{Kind: EventRestored, Lease: s.Lease()})
+		}
+		r.retire()
+		r.idle(s)
+	}
+}
+
+// lose reports that s ended.
+func (r *Registrar) lose(s *session.Session) {
+	err := s.Err()
+	r.mu.Lock()
+	r.setHealthLocked(false, fmt.Errorf("registry: lease %x lost: %w", int64(s.Lease()), err))
+	r.mu.Unlock()
+	r.ev.emit(Event{Kind: EventLost, Lease: s.Lease(), Err: err})
+}
+
+// fail reports a failed attempt that will be retried.
+func (r *Registrar) fail(err error) {
+	r.mu.Lock()
+	r.setHealthLocked(false, err)
+	r.mu.Unlock()
+	r.ev.emit(Event{Kind: EventError, Err: err})
+}
+
+// grant starts a session on a new lease. One attempt may wait up to a TTL
+// for etcd to answer; the client reconnects meanwhile.
+func (r *Registrar) grant() (*session.Session, error) {
+	ctx, cancel := context.WithTimeout(r.ctx, r.opts.ttl)
+	defer cancel()
+	s, err := session.New(clientv3.WithRequireLeader(ctx), r.cli, session.WithTTL(r.opts.ttl))
+	if err != nil {
+		return nil, fmt.Errorf("registry: %w", err)
+	}
+	return s, nil
+}
+
+// publish makes s the current session, waking writers waiting for a lease.
+func (r *Registrar) publish(s *session.Session) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.sess != nil {
+		r.old = append(r.old, r.sess)
+	}
+	r.sess = s
+	r.owned[s.Lease()] = true
+	close(r.changed)
+	r.changed = make(chan struct{})
+}
+
+// pause waits before the next attempt, or until Close, or until s ends.
+func (r *Registrar) pause(bo *backoff.Backoff, s *session.Session) {
+	var done <-chan struct{}
+	if s != nil {
+		done = s.Done()
+	}
+	t := time.NewTimer(bo.Next())
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-r.ctx.Done():
+	case <-done:
+	}
+}
+
+// idle waits until there is something to do: s ended, Close, or a poke.
+// A poke about a deleted key first renews the lease, to learn at once
+// whether the whole lease is gone (then s ends) or only the key.
+func (r *Registrar) idle(s *session.Session) {
+	select {
+	case <-r.ctx.Done():
+	case <-s.Done():
+	case <-r.kick:
+		r.checkDeleted(s)
+	}
+}
+
+// checkDeleted tells a lost lease from keys deleted one by one, and reports
+// the latter.
+func (r *Registrar) checkDeleted(s *session.Session) {
+	r.mu.Lock()
+	var deleted []*entry
+	for _, e := range r.entries {
+		if e.gone && !e.reported && !e.removed {
+			deleted = append(deleted, e)
+		}
+	}
+	r.mu.Unlock()
+	if len(deleted) == 0 {
+		return
+	}
+	ctx, cancel := opContext(r.ctx, s)
+	err := s.Renew(ctx)
+	cancel()
+	if err != nil {
+		return // lease gone (s ended) or etcd unreachable: the loop goes on
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, e := range deleted {
+		if e.gone && !e.removed {
+			e.reported = true
+			r.setHealthLocked(false, fmt.Errorf("registry: %s deleted by someone else", e.key))
+			r.ev.emit(Event{Kind: EventLost, Service: e.service, ID: e.id, Lease: s.Lease(),
+				Err: errors.New("key deleted by someone else")})
+		}
+	}
+}
+
+// reconcile writes every entry that is not in place under s, then updates
+// the health. It returns an error if etcd could not be written.
+func (r *Registrar) reconcile(s *session.Session) error {
+	lease := s.Lease()
+	r.mu.Lock()
+	var todo []*entry
+	for _, e := range r.entries {
+		if e.stale(lease) {
+			todo = append(todo, e)
+		}
+	}
+	r.mu.Unlock()
+	for start := 0; start < len(todo); start += batch {
+		if err := r.rewrite(s, todo[start:min(start+batch, len(todo))]); err != nil {
+			return err
+		}
+	}
+	r.settle(s)
+	return nil
+}
+
+// rewrite writes a batch of entries under s in one transaction, holding
+// their locks so that no user write interleaves.
+func (r *Registrar) rewrite(s *session.Session, part []*entry) error {
+	ctx, cancel := opContext(r.ctx, s)
+	defer cancel()
+	var held []*entry
+	defer func() {
+		for _, e := range held {
+			e.unlock()
+		}
+	}()
+	for _, e := range part {
+		if err := e.acquire(ctx); err != nil {
+			return fmt.Errorf("registry: restore: %w", err)
+		}
+		held = append(held, e)
+	}
+	lease := s.Lease()
+	var (
+		ws []write
+		es []*entry
+	)
+	r.mu.Lock()
+	for _, e := range held {
+		if e.registered && e.stale(lease) {
+			ws = append(ws, write{key: e.key, val: e.val})
+			es = append(es, e)
+		}
+	}
+	r.mu.Unlock()
+	if len(ws) == 0 {
+		return nil
+	}
+	res, err := writeAll(ctx, r.cli, ws, lease, r.owns)
+	if err != nil {
+		if errors.Is(err, rpctypes.ErrLeaseNotFound) {
+			s.Renew(ctx) // ends s with ErrLeaseGone
+		}
+		return fmt.Errorf("registry: restore: %w", err)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for i, e := range es {
+		if res[i].err != nil {
+			r.conflictLocked(e, res[i].err, lease)
+		} else {
+			r.wroteLocked(e, lease, res[i].rev)
+		}
+	}
+	return nil
+}
+
+// settle sets the health from the entries: healthy when every registered
+// one is in place under s.
+func (r *Registrar) settle(s *session.Session) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	lease := s.Lease()
+	var bad error
+	for _, e := range r.entries {
+		if e.registered && !e.inPlace(lease) {
+			bad = e.conflict
+			if bad == nil {
+				bad = fmt.Errorf("registry: %s not yet written back", e.key)
+			}
+			break
+		}
+	}
+	if bad == nil {
+		bad = s.Err()
+	}
+	r.setHealthLocked(bad == nil, bad)
+}
+
+// retire closes the sessions that ended, revoking their leases now that no
+// instance is left on them. A lease whose revoke fails stays owned and is
+// revoked again at Close.
+func (r *Registrar) retire() {
+	r.mu.Lock()
+	old := r.old
+	r.old = nil
+	r.mu.Unlock()
+	for _, s := range old {
+		err := s.Close()
+		r.mu.Lock()
+		if err == nil {
+			delete(r.owned, s.Lease())
+		}
+		r.mu.Unlock()
+	}
+}
+
+// revokeAll revokes every lease of ours, with ctx, and closes the sessions.
+func (r *Registrar) revokeAll(ctx context.Context) error {
+	r.mu.Lock()
+	sessions := r.old
+	if r.sess != nil {
+		sessions = append(sessions, r.sess)
+	}
+	r.old = nil
+	leases := make([]clientv3.LeaseID, 0, len(r.owned))
+	for l := range r.owned {
+		leases = append(leases, l)
+	}
+	r.mu.Unlock()
+	var errs []error
+	revoked := make(map[clientv3.LeaseID]bool)
+	for _, l := range leases {
+		_, err := r.cli.Revoke(ctx, l)
+		if err == nil || errors.Is(err, rpctypes.ErrLeaseNotFound) {
+			revoked[l] = true
+		} else if !isSession(sessions, l) {
+			errs = append(errs, fmt.Errorf("registry: revoke lease %x: %w", int64(l), err))
+		}
+	}
+	for _, s := range sessions {
+		// Stops its goroutine; revokes again if ours failed, within 2 s.
+		if err := s.Close(); err != nil && !revoked[s.Lease()] {
+			errs = append(errs, fmt.Errorf("registry: %w", err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func isSession(sessions []*session.Session, l clientv3.LeaseID) bool {
+	for _, s := range sessions {
+		if s.Lease() == l {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,142 @@
+package registry
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/rosterkit/roster/internal/backoff"
+	"github.com/rosterkit/roster/internal/keys"
+)
+
+// The registrar watches the prefix of every service it registered, so it
+// learns within a round trip, not at the next renewal, when one of its
+// keys is deleted (by a person, a script, a revoke of its lease) or
+// overwritten by another owner. Deletions poke the run loop, which renews
+// the lease to tell "lease gone" from "key gone" and writes back what is
+// missing. Keys of other instances and foreign keys are ignored.
+
+// watchLocked starts watching service from the revision after rev, unless
+// it is watched already. r.mu must be held.
+func (r *Registrar) watchLocked(service string, rev int64) {
+	if r.closed || r.watches[service] != nil {
+		return
+	}
+	ctx, cancel := context.WithCancel(r.ctx)
+	r.watches[service] = cancel
+	r.wg.Add(1)
+	go r.watch(ctx, service, rev+1)
+}
+
+// watch follows one service's prefix until ctx ends, resuming after
+// failures without a gap: from the next revision when the watch broke, and
+// from a fresh read of the prefix when that revision was compacted.
+func (r *Registrar) watch(ctx context.Context, service string, rev int64) {
+	defer r.wg.Done()
+	prefix := keys.ServicePrefix(r.opts.ns, service)
+	bo := r.opts.backoff
+	for {
+		next, err := r.follow(ctx, prefix, rev)
+		if ctx.Err() != nil {
+			return
+		}
+		if next > rev {
+			bo.Reset()
+		}
+		rev = next
+		if errors.Is(err, rpctypes.ErrCompacted) {
+			if rev, err = r.resync(ctx, service, prefix); err == nil {
+				continue
+			}
+		}
+		if backoff.Sleep(ctx, bo.Next()) != nil {
+			return
+		}
+	}
+}
+
+// follow passes the events of one watch on prefix from rev to observe, and
+// returns the revision to resume from when the watch ends.
+func (r *Registrar) follow(ctx context.Context, prefix string, rev int64) (int64, error) {
+	// A member cut off from its cluster would keep the watch open but
+	// silent; requiring a leader makes it fail instead.
+	ctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
+	defer cancel()
+	for resp := range r.cli.Watch(ctx, prefix, clientv3.WithPrefix(), clientv3.WithRev(rev)) {
+		if err := resp.Err(); err != nil {
+			return rev, err
+		}
+		for _, ev := range resp.Events {
+			r.observe(ev)
+			rev = ev.Kv.ModRevision + 1
+		}
+	}
+	return rev, errors.New("registry: watch closed")
+}
+
+// observe acts on one event under a watched prefix.
+func (r *Registrar) observe(ev *clientv3.Event) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	e := r.entries[string(ev.Kv.Key)]
+	if e == nil || !e.registered || ev.Kv.ModRevision <= e.rev {
+		return // not ours, or older than our last write
+	}
+	switch {
+	case ev.Type == clientv3.EventTypeDelete:
+		e.lease, e.gone, e.conflict = 0, true, nil
+		r.setHealthLocked(false, fmt.Errorf("registry: %s deleted", e.key))
+	case ev.Kv.Lease != 0 && r.owned[clientv3.LeaseID(ev.Kv.Lease)]:
+		return // our own write, seen before its reply
+	default:
+		var lease clientv3.LeaseID
+		if r.sess != nil {
+			lease = r.sess.Lease()
+		}
+		r.conflictLocked(e, duplicate(e.key, ev.Kv), lease)
+	}
+	r.poke()
+}
+
+// resync reads service's prefix after the watch fell too far behind, marks
+// our entries that are missing or taken, and returns the revision to watch
+// from.
+func (r *Registrar) resync(ctx context.Context, service, prefix string) (int64, error) {
+	resp, err := r.cli.Get(clientv3.WithRequireLeader(ctx), prefix, clientv3.WithPrefix())
+	if err != nil {
+		return 0, err
+	}
+	found := make(map[string]int, len(resp.Kvs))
+	for i, kv := range resp.Kvs {
+		found[string(kv.Key)] = i
+	}
+	at := resp.Header.Revision
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, e := range r.entries {
+		if e.service != service || !e.registered || e.rev > at {
+			continue
+		}
+		i, ok := found[e.key]
+		switch {
+		case !ok:
+			if e.lease != 0 {
+				e.lease, e.gone = 0, true
+			}
+		case e.lease != 0 && resp.Kvs[i].Lease == int64(e.lease):
+		case r.owned[clientv3.LeaseID(resp.Kvs[i].Lease)]:
+			e.lease = 0 // on an older lease of ours: move it
+		default:
+			var lease clientv3.LeaseID
+			if r.sess != nil {
+				lease = r.sess.Lease()
+			}
+			r.conflictLocked(e, duplicate(e.key, resp.Kvs[i]), lease)
+		}
+	}
+	r.poke()
+	return at + 1, nil
+}

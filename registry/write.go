@@ -1,0 +1,188 @@
+package registry
+
+import (
+	"context"
+	"fmt"
+
+	"go.etcd.io/etcd/api/v3/mvccpb"
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// Writes never overwrite another owner's key. Each is one etcd transaction
+// that puts only if the key already belongs to our lease (an update) or is
+// absent (a new registration), and otherwise reads the key to learn who
+// holds it. A key held by one of our own older leases (still alive after a
+// presumed loss, or extended by an etcd leader change) is moved to the
+// current lease by a second transaction guarded by that older lease.
+
+// claimOp puts val at key under lease if the key is ours under lease or is
+// absent; otherwise it gets the key.
+func claimOp(key, val string, lease clientv3.LeaseID) clientv3.Op {
+	put := clientv3.OpPut(key, val, clientv3.WithLease(lease))
+	return clientv3.OpTxn(
+		[]clientv3.Cmp{clientv3.Compare(clientv3.LeaseValue(key), "=", lease)},
+		[]clientv3.Op{put},
+		[]clientv3.Op{clientv3.OpTxn(
+			[]clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(key), "=", 0)},
+			[]clientv3.Op{put},
+			[]clientv3.Op{clientv3.OpGet(key)})})
+}
+
+// moveOp puts val at key under lease if the key is held by lease from;
+// otherwise it gets the key.
+func moveOp(key, val string, lease, from clientv3.LeaseID) clientv3.Op {
+	return clientv3.OpTxn(
+		[]clientv3.Cmp{clientv3.Compare(clientv3.LeaseValue(key), "=", from)},
+		[]clientv3.Op{clientv3.OpPut(key, val, clientv3.WithLease(lease))},
+		[]clientv3.Op{clientv3.OpGet(key)})
+}
+
+// releaseOp deletes key if it is held by lease; otherwise it gets the key.
+func releaseOp(key string, lease clientv3.LeaseID) clientv3.Op {
+	return clientv3.OpTxn(
+		[]clientv3.Cmp{clientv3.Compare(clientv3.LeaseValue(key), "=", lease)},
+		[]clientv3.Op{clientv3.OpDelete(key)},
+		[]clientv3.Op{clientv3.OpGet(key)})
+}
+
+// outcome reads the response of one claimOp, moveOp or releaseOp: done is
+// true if the write happened; otherwise holder is the key as found, nil if
+// it was absent.
+func outcome(r *pb.TxnResponse) (done bool, holder *mvccpb.KeyValue) {
+	for r != nil {
+		if r.Succeeded {
+			return true, nil
+		}
+		if len(r.Responses) == 0 {
+			return false, nil
+		}
+		if rng := r.Responses[0].GetResponseRange(); rng != nil {
+			if len(rng.Kvs) == 0 {
+				return false, nil
+			}
+			return false, rng.Kvs[0]
+		}
+		r = r.Responses[0].GetResponseTxn()
+	}
+	return false, nil
+}
+
+// write is one instance's value to be written under a lease.
+type write struct {
+	key, val string
+	from     clientv3.LeaseID // if set, a lease of ours the key was found under
+}
+
+// result is what became of one write: written at rev, or err (wrapping
+// ErrDuplicate) because another owner holds the key.
+type result struct {
+	rev int64
+	err error
+}
+
+// maxAttempts bounds how often one write is retried when the key changes
+// hands between transactions, so two writers cannot livelock.
+const maxAttempts = 4
+
+// writeAll writes ws under lease in as few transactions as possible, each
+// holding at most batch writes, and returns one result per write. owns
+// reports whether a lease is one of ours. An error means etcd did not
+// answer (or refused the lease); then nothing is known about the writes.
+func writeAll(ctx context.Context, cli *clientv3.Client, ws []write, lease clientv3.LeaseID, owns func(clientv3.LeaseID) bool) ([]result, error) {
+	res := make([]result, len(ws))
+	todo := make([]int, len(ws))
+	for i := range todo {
+		todo[i] = i
+	}
+	for attempt := 0; len(todo) > 0; attempt++ {
+		var again []int
+		for start := 0; start < len(todo); start += batch {
+			part := todo[start:min(start+batch, len(todo))]
+			ops := make([]clientv3.Op, len(part))
+			for j, i := range part {
+				if ws[i].from != 0 {
+					ops[j] = moveOp(ws[i].key, ws[i].val, lease, ws[i].from)
+				} else {
+					ops[j] = claimOp(ws[i].key, ws[i].val, lease)
+				}
+			}
+			rev, resps, err := commit(ctx, cli, ops)
+			if err != nil {
+				return nil, err
+			}
+			for j, i := range part {
+				done, holder := outcome(resps[j])
+				switch {
+				case done:
+					res[i] = result{rev: rev}
+				case attempt+1 >= maxAttempts:
+					res[i] = result{err: fmt.Errorf("%w: %s: changed hands %d times while writing", ErrDuplicate, ws[i].key, maxAttempts)}
+				case holder == nil || holder.Lease == int64(lease):
+					ws[i].from = 0 // freed or ours since: claim it
+					again = append(again, i)
+				case holder.Lease != 0 && owns(clientv3.LeaseID(holder.Lease)):
+					ws[i].from = clientv3.LeaseID(holder.Lease)
+					again = append(again, i)
+				default:
+					res[i] = result{err: duplicate(ws[i].key, holder)}
+				}
+			}
+		}
+		todo = again
+	}
+	return res, nil
+}
+
+// batch is the most writes sent in one transaction: well under etcd's
+// default limit of 128 operations per transaction.
+const batch = 64
+
+// commit sends transaction ops (claimOp, moveOp, releaseOp) to etcd and
+// returns the revision after them and each op's response. A single op is
+// sent as it is; several go as the branches of one transaction, which
+// applies them atomically at one revision.
+func commit(ctx context.Context, cli *clientv3.Client, ops []clientv3.Op) (int64, []*pb.TxnResponse, error) {
+	if len(ops) == 1 {
+		resp, err := cli.Do(ctx, ops[0])
+		if err != nil {
+			return 0, nil, err
+		}
+		t := resp.Txn()
+		return t.Header.Revision, []*pb.TxnResponse{(*pb.TxnResponse)(t)}, nil
+	}
+	resp, err := cli.Txn(ctx).Then(ops...).Commit()
+	if err != nil {
+		return 0, nil, err
+	}
+	rs := make([]*pb.TxnResponse, len(ops))
+	for i, r := range resp.Responses {
+		rs[i] = r.GetResponseTxn()
+	}
+	return resp.Header.Revision, rs, nil
+}
+
+func duplicate(key string, holder *mvccpb.KeyValue) error {
+	if holder.Lease == 0 {
+		return fmt.Errorf("%w: %s is held by a key without a lease (created at revision %d)", ErrDuplicate, key, holder.CreateRevision)
+	}
+	return fmt.Errorf("%w: %s is held by lease %x", ErrDuplicate, key, holder.Lease)
+}
+
+// release deletes key if it is held by lease or by another lease of ours.
+// A key that is absent or held by another owner is left alone and is not
+// an error: it is not ours to delete.
+func release(ctx context.Context, cli *clientv3.Client, key string, lease clientv3.LeaseID, owns func(clientv3.LeaseID) bool) error {
+	for range maxAttempts {
+		_, resps, err := commit(ctx, cli, []clientv3.Op{releaseOp(key, lease)})
+		if err != nil {
+			return err
+		}
+		done, holder := outcome(resps[0])
+		if done || holder == nil || holder.Lease == 0 || !owns(clientv3.LeaseID(holder.Lease)) {
+			return nil
+		}
+		lease = clientv3.LeaseID(holder.Lease)
+	}
+	return fmt.Errorf("registry: %s changed hands %d times while deregistering", key, maxAttempts)
+}
