@@ -75,7 +75,8 @@ type table struct {
 	ents  []entry           // serving instances that pass the filter
 
 	// Weighted round-robin.
-	cum    []uint64 // cum[i] = sum of weights of ents[0..i]
+	seq    []int32  // one precomputed cycle of ents indexes, or nil
+	cum    []uint64 // cum[i] = sum of weights of ents[0..i], divided by their gcd
 	total  uint64
 	stride uint64
 

@@ -121,12 +121,8 @@ func (w *watcher) run() {
 		if errors.Is(err, rpctypes.ErrCompacted) {
 			continue // the list that follows is the remedy; no reason to wait
 		}
-		t := time.NewTimer(bo.Next())
-		select {
-		case <-w.ctx.Done():
-			t.Stop()
+		if backoff.Sleep(w.ctx, bo.Next()) != nil {
 			return
-		case <-t.C:
 		}
 	}
 }
