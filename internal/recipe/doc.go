@@ -1,0 +1,32 @@
+// Package recipe holds the queue primitives that election and lock share.
+//
+// It keeps etcd's recipe layout, so that etcd's concurrency package,
+// etcdctl elect and etcdctl lock take part in the same queues: every
+// participant puts one key, prefix + its lease ID in %x, attached to its
+// lease, and participants are ordered by the keys' create revisions. The
+// create revision of a held key is its fencing token.
+//
+// The pieces:
+//
+//   - Queue.Enqueue puts our key (or finds it, if this lease already has one).
+//   - Queue.Wait blocks until a Rule says it is our turn: Exclusive for a
+//     mutex or an election, Shared(n) for a semaphore, or a custom rule such
+//     as readers and writers. It watches only the keys that must go away and
+//     starts its watches in sync with the server, so a hand-over costs one
+//     round trip instead of etcd's up to 100 ms. A failed or cancelled wait
+//     withdraws its key.
+//   - Delete removes a key only if it still has our create revision.
+//   - Monitor reports when a held key is lost: its session ended, or the key
+//     was deleted.
+//   - Fence makes writes conditional on still holding the key.
+//
+// The shortest use, a mutex:
+//
+//	q := recipe.Queue{Client: cli, Prefix: keys.LockPrefix(ns, name)}
+//	e, err := q.Enqueue(ctx, s, "")
+//	rev, err := q.Wait(ctx, s, e, recipe.Exclusive())
+//	m := recipe.NewMonitor(s, e.Key, e.Rev, rev+1)
+//	defer m.Stop(ErrUnlocked)
+//	...
+//	recipe.Delete(ctx, cli, e.Key, e.Rev)
+package recipe

@@ -1,0 +1,113 @@
+package recipe
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/rosterkit/roster/internal/keys"
+	"github.com/rosterkit/roster/session"
+)
+
+// withdrawTimeout bounds the clean-up of a failed wait. It runs on a fresh
+// context (the caller's may be cancelled already), so it must not hang the
+// caller when etcd is out of reach; the key then goes with its session.
+const withdrawTimeout = 2 * time.Second
+
+// Queue is one recipe queue: the keys under Prefix, oldest create revision
+// first. Prefix ends with '/', e.g. keys.ElectionPrefix or keys.LockPrefix.
+type Queue struct {
+	Client *clientv3.Client
+	Prefix string
+}
+
+// Entry is one participant's place in a queue.
+type Entry struct {
+	// Key is Prefix + the lease ID in %x.
+	Key string
+	// Rev is the key's create revision: its place in the queue and, once
+	// it holds, its fencing token.
+	Rev int64
+	// Header is the store revision when the entry was made or found.
+	Header int64
+	// Value is the key's value: ours, or the existing key's if Reused.
+	Value string
+	// Reused says the lease had a key in the queue already, which Enqueue
+	// kept (as etcd's recipes do) rather than queueing twice.
+	Reused bool
+}
+
+// Enqueue puts our key with value, attached to the session's lease, in one
+// transaction that instead returns the key if the lease already has one.
+// If etcd says the lease is gone, the session learns it and Enqueue
+// returns the session's error; it gives up when the session ends.
+func (q Queue) Enqueue(ctx context.Context, s *session.Session, value string) (Entry, error) {
+	key := keys.LeaseKey(q.Prefix, int64(s.Lease()))
+	bctx, stop := bound(ctx, s)
+	defer stop()
+	resp, err := q.Client.Txn(bctx).
+		If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
+		Then(clientv3.OpPut(key, value, clientv3.WithLease(s.Lease()))).
+		Else(clientv3.OpGet(key)).
+		Commit()
+	if errors.Is(err, rpctypes.ErrLeaseNotFound) {
+		_ = s.Renew(ctx) // ends the session: etcd has just said the lease is gone
+		if serr := s.Err(); serr != nil {
+			return Entry{}, serr
+		}
+	}
+	if err = explain(ctx, s, err); err != nil {
+		return Entry{}, fmt.Errorf("enqueue %s: %w", key, err)
+	}
+	e := Entry{Key: key, Rev: resp.Header.Revision, Header: resp.Header.Revision, Value: value}
+	if resp.Succeeded {
+		return e, nil
+	}
+	kvs := resp.Responses[0].GetResponseRange().GetKvs()
+	if len(kvs) == 0 { // cannot happen: the compare just saw the key
+		return Entry{}, fmt.Errorf("enqueue %s: %w", key, ErrKeyDeleted)
+	}
+	if kvs[0].Lease != int64(s.Lease()) {
+		return Entry{}, fmt.Errorf("enqueue %s: %w (lease %x)", key, ErrForeignKey, kvs[0].Lease)
+	}
+	e.Rev, e.Value, e.Reused = kvs[0].CreateRevision, string(kvs[0].Value), true
+	return e, nil
+}
+
+// Check reports, in one consistent read, whether it is e's turn under r:
+// true with the store revision at which e's key still existed with e.Rev
+// and nothing blocked it. It returns ErrKeyDeleted if e's key is gone.
+func (q Queue) Check(ctx context.Context, e Entry, r Rule) (turn bool, rev int64, err error) {
+	st, err := q.check(ctx, e, r)
+	if err != nil {
+		return false, 0, err
+	}
+	return len(st.blockers) == 0, st.rev, nil
+}
+
+// Withdraw removes e's key with Delete on a fresh, short context, for
+// clean-up after a failed or cancelled wait whose own context may be done.
+func (q Queue) Withdraw(e Entry) error {
+	ctx, cancel := context.WithTimeout(context.Background(), withdrawTimeout)
+	defer cancel()
+	_, err := Delete(ctx, q.Client, e.Key, e.Rev)
+	return err
+}
+
+// Delete deletes key only if its create revision is still rev, so a late
+// or repeated release can never remove a newer key of the same name (etcd
+// #22082). deleted is false when the key was already gone or replaced.
+func Delete(ctx context.Context, cli *clientv3.Client, key string, rev int64) (deleted bool, err error) {
+	resp, err := cli.Txn(ctx).
+		If(clientv3.Compare(clientv3.CreateRevision(key), "=", rev)).
+		Then(clientv3.OpDelete(key)).
+		Commit()
+	if err != nil {
+		return false, fmt.Errorf("delete %s: %w", key, err)
+	}
+	return resp.Succeeded, nil
+}
