@@ -291,6 +291,11 @@ func (r *Registrar) revokeAll(ctx context.Context) error {
 	r.mu.Unlock()
 	var errs []error
 	revoked := make(map[clientv3.LeaseID]bool)
+	if err := r.cli.Ctx().Err(); err != nil {
+		// A closed client retries until the deadline, in vain.
+		errs = append(errs, fmt.Errorf("registry: cannot revoke: client closed; the lease expires after its TTL"))
+		leases = nil
+	}
 	for _, l := range leases {
 		_, err := r.cli.Revoke(ctx, l)
 		if err == nil || errors.Is(err, rpctypes.ErrLeaseNotFound) {

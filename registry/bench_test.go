@@ -1,0 +1,129 @@
+package registry_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"slices"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/rosterkit/roster"
+	"github.com/rosterkit/roster/internal/etcdtest"
+	"github.com/rosterkit/roster/registry"
+)
+
+const benchInstances = 1000
+
+// registerRoster registers n instances with a Registrar, the way an
+// application would, and closes it (revoking the lease).
+func registerRoster(ctx context.Context, cli *clientv3.Client, n int) error {
+	r, err := registry.New(cli)
+	if err != nil {
+		return err
+	}
+	for i := range n {
+		if err := r.Register(ctx, roster.Instance{Service: "bench", ID: fmt.Sprintf("i%04d", i), Addr: "10.0.0.1:8080"}); err != nil {
+			return err
+		}
+	}
+	return r.Close(ctx)
+}
+
+// registerRaw is the baseline: what an application does with clientv3
+// alone. One lease, n plain puts of the same encoded values, the keep-alive
+// stream started and its first answer read, then a revoke. It has no
+// ownership check, no watch and no recovery.
+func registerRaw(ctx context.Context, cli *clientv3.Client, n int) error {
+	lease, err := cli.Grant(ctx, int64(registry.DefaultTTL/time.Second))
+	if err != nil {
+		return err
+	}
+	for i := range n {
+		val, err := roster.EncodeInstance(roster.Instance{Service: "bench", ID: fmt.Sprintf("i%04d", i), Addr: "10.0.0.1:8080"})
+		if err != nil {
+			return err
+		}
+		if _, err := cli.Put(ctx, fmt.Sprintf("/roster/services/bench/i%04d", i), string(val), clientv3.WithLease(lease.ID)); err != nil {
+			return err
+		}
+	}
+	kctx, cancel := context.WithCancel(ctx)
+	ch, err := cli.KeepAlive(kctx, lease.ID)
+	if err != nil {
+		cancel()
+		return err
+	}
+	<-ch
+	cancel()
+	for range ch { // drained so the client is not left with a full queue
+	}
+	_, err = cli.Revoke(ctx, lease.ID)
+	return err
+}
+
+// Acceptance 7: registering 1,000 instances and keeping them alive, against
+// raw clientv3 in the same run:
+//
+//	go test -run '^$' -bench Register1000 -benchtime 5x ./registry
+func BenchmarkRegister1000(b *testing.B) {
+	m := etcdtest.Start(b)
+	cli := m.Client()
+	ctx := context.Background()
+	for _, c := range []struct {
+		name string
+		run  func(context.Context, *clientv3.Client, int) error
+	}{{"roster", registerRoster}, {"raw", registerRaw}} {
+		b.Run(c.name, func(b *testing.B) {
+			for b.Loop() {
+				if err := c.run(ctx, cli, benchInstances); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N*benchInstances), "µs/instance")
+		})
+	}
+}
+
+// TestRegisterOverhead measures the same as BenchmarkRegister1000 in
+// alternating rounds, which cancels out drift on a shared machine, and logs
+// the median ratio. It runs only with ROSTER_BENCH=1:
+//
+//	ROSTER_BENCH=1 go test -run RegisterOverhead -v ./registry
+func TestRegisterOverhead(t *testing.T) {
+	if os.Getenv("ROSTER_BENCH") != "1" {
+		t.Skip("set ROSTER_BENCH=1 to measure")
+	}
+	m := etcdtest.Start(t)
+	cli := m.Client()
+	ctx := testCtx(t)
+	const rounds = 7
+	var ours, raw []time.Duration
+	for round := range rounds {
+		cs := []struct {
+			run func(context.Context, *clientv3.Client, int) error
+			out *[]time.Duration
+		}{{registerRoster, &ours}, {registerRaw, &raw}}
+		if round%2 == 1 { // neither always goes first
+			slices.Reverse(cs)
+		}
+		for _, c := range cs {
+			start := time.Now()
+			if err := c.run(ctx, cli, benchInstances); err != nil {
+				t.Fatal(err)
+			}
+			*c.out = append(*c.out, time.Since(start))
+		}
+	}
+	mo, mr := median(ours), median(raw)
+	t.Logf("%d instances: roster %v (%v/instance), raw clientv3 %v (%v/instance), ratio %.2f",
+		benchInstances, mo.Round(time.Millisecond), mo/benchInstances, mr.Round(time.Millisecond), mr/benchInstances, float64(mo)/float64(mr))
+}
+
+func median(ds []time.Duration) time.Duration {
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	return s[len(s)/2]
+}

@@ -1,0 +1,49 @@
+package registry_test
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+
+	"github.com/rosterkit/roster/internal/etcdtest"
+	"github.com/rosterkit/roster/registry"
+)
+
+// Acceptance 8: Close waits for every goroutine the registrar started (its
+// recovery loop, one watch per service, the lease's renewals), even with the
+// client still open.
+func TestCloseLeavesNoGoroutines(t *testing.T) {
+	ctx := testCtx(t)
+	m := etcdtest.Start(t)
+	cli := m.Client()
+	_, err := cli.Get(ctx, "warm-up") // the client's own goroutines exist from here
+	require.NoError(t, err)
+	before := goleak.IgnoreCurrent()
+
+	r, err := registry.New(cli)
+	require.NoError(t, err)
+	for _, svc := range []string{"users", "orders"} {
+		registerN(t, r, svc, 3)
+	}
+	require.NoError(t, r.Deregister(ctx, "orders", "i000"))
+	require.NoError(t, r.Close(ctx))
+	goleak.VerifyNone(t, before)
+}
+
+// A registrar that never registered anything holds no lease and closes
+// cleanly.
+func TestCloseUnused(t *testing.T) {
+	m := etcdtest.Start(t)
+	r, err := registry.New(m.Client())
+	require.NoError(t, err)
+	st := r.Status()
+	require.True(t, st.Healthy, "nothing registered, nothing missing")
+	require.Zero(t, st.Lease)
+	require.NoError(t, r.Close(testCtx(t)))
+	leases, err := m.Client().Leases(testCtx(t))
+	require.NoError(t, err)
+	require.Empty(t, leases.Leases, "no lease was granted")
+	_, open := <-r.Events()
+	require.False(t, open)
+}
