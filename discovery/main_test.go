@@ -154,3 +154,9 @@ func nInstances(n int) []roster.Instance {
 	}
 	return out
 }
+
+type rosterInstance = roster.Instance
+
+var encode = roster.EncodeInstance
+
+func instKey(service, id string) string { return keys.InstanceKey(keys.DefaultNamespace, service, id) }
