@@ -7,7 +7,9 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"time"
 
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
@@ -18,12 +20,28 @@ var ErrLastMember = errors.New("embedded: cannot leave: last member of the clust
 // StartCluster bootstraps an n-member cluster inside this process, for tests
 // and demos. Members are named "<name>-<i>" (name from WithName) and listen on
 // free loopback ports; with WithDataDir each keeps its data in a subdirectory.
-// Every option applies to every member.
+// Every option applies to every member; addresses and WithCluster are chosen
+// here and override the options.
 func StartCluster(ctx context.Context, n int, opts ...Option) ([]*Server, error) {
 	if n < 1 {
 		return nil, fmt.Errorf("%w: cluster of %d members", ErrInvalidConfig, n)
 	}
 	base := newConfig(opts)
+	if base.clusterToken == "" {
+		base.clusterToken = defaultClusterToken
+	}
+	const attempts = 3
+	for i := 1; ; i++ {
+		servers, err := startCluster(ctx, n, base)
+		// Another process may take a port between choice and bind: the
+		// members' peer URLs are part of the bootstrap, so start over.
+		if err == nil || !errors.Is(err, ErrPortInUse) || i == attempts {
+			return servers, err
+		}
+	}
+}
+
+func startCluster(ctx context.Context, n int, base config) ([]*Server, error) {
 	cfgs := make([]config, n)
 	members := make([]Member, n)
 	for i := range cfgs {
@@ -32,28 +50,29 @@ func StartCluster(ctx context.Context, n int, opts ...Option) ([]*Server, error)
 		if base.dataDir != "" {
 			c.dataDir = filepath.Join(base.dataDir, c.name)
 		}
-		c.clientAddr, c.peerAddr = "", ""
+		c.clientAddr, c.peerAddr, c.cluster = "", "", nil
+		if err := c.validate(); err != nil {
+			return nil, err
+		}
 		rc, _, err := c.resolvePorts()
 		if err != nil {
 			return nil, err
 		}
+		rc.skipAuthSetup = i > 0 // one member enables auth for all
 		cfgs[i], members[i] = rc, Member{Name: rc.name, PeerURL: rc.peerURL()}
-	}
-	if base.clusterToken == "" {
-		base.clusterToken = defaultClusterToken
 	}
 	servers := make([]*Server, n)
 	errs := make([]error, n)
 	var wg sync.WaitGroup
 	for i := range cfgs {
-		cfgs[i].cluster, cfgs[i].clusterToken = members, base.clusterToken
-		wg.Go(func() { servers[i], errs[i] = start(ctx, cfgs[i]) })
+		cfgs[i].cluster = members
+		wg.Go(func() { servers[i], errs[i] = startResolved(ctx, cfgs[i]) })
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
 		for _, s := range servers {
 			if s != nil {
-				s.Close()
+				s.Abort()
 			}
 		}
 		return nil, err
@@ -75,19 +94,24 @@ func Join(ctx context.Context, cli *clientv3.Client, opts ...Option) (*Server, e
 	if err != nil {
 		return nil, err
 	}
-	resp, err := cli.MemberAdd(ctx, []string{c.peerURL()})
+	var resp *clientv3.MemberAddResponse
+	err = whenSafe(ctx, func() (err error) {
+		resp, err = cli.MemberAdd(ctx, []string{c.peerURL()})
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("embedded: join as %q: member add: %w", c.name, err)
 	}
+	// The member list as "etcdctl member add" prints it: etcd checks that
+	// it matches the running cluster's, members not yet started included.
 	c.cluster = nil
 	for _, m := range resp.Members {
-		switch {
-		case m.ID == resp.Member.ID:
-			c.cluster = append(c.cluster, Member{Name: c.name, PeerURL: c.peerURL()})
-		case m.Name != "":
-			for _, u := range m.PeerURLs {
-				c.cluster = append(c.cluster, Member{Name: m.Name, PeerURL: u})
-			}
+		name := m.Name
+		if m.ID == resp.Member.ID {
+			name = c.name
+		}
+		for _, u := range m.PeerURLs {
+			c.cluster = append(c.cluster, Member{Name: name, PeerURL: u})
 		}
 	}
 	s, err := startResolved(ctx, c)
@@ -124,8 +148,33 @@ func (s *Server) Leave(ctx context.Context) error {
 		return fmt.Errorf("embedded: leave: %w", err)
 	}
 	defer cli.Close()
-	if _, err := cli.MemberRemove(ctx, s.ID()); err != nil {
+	err = whenSafe(ctx, func() error {
+		_, err := cli.MemberRemove(ctx, s.ID())
+		return err
+	})
+	if err != nil {
 		return fmt.Errorf("embedded: leave: member remove: %w", err)
 	}
 	return s.Close()
+}
+
+// whenSafe runs a membership change, trying again while etcd refuses it as
+// unsafe for now: etcd counts a peer toward quorum only after 5 s of steady
+// connection, so a change soon after a member (re)started is refused at first.
+// A refused change was not applied, so trying again cannot apply it twice.
+func whenSafe(ctx context.Context, change func() error) error {
+	const every = 200 * time.Millisecond
+	for {
+		err := change()
+		if !errors.Is(err, rpctypes.ErrUnhealthy) && !errors.Is(err, rpctypes.ErrMemberNotEnoughStarted) {
+			return err
+		}
+		t := time.NewTimer(every)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("%w (cluster still refuses: %v)", ctx.Err(), err)
+		case <-t.C:
+		}
+	}
 }

@@ -106,7 +106,7 @@ func scheme(tls *TLSFiles) string {
 }
 
 func (c config) clientURL() string {
-	addr := c.clientAddr
+	addr := reachable(c.clientAddr)
 	if c.advClientAddr != "" {
 		addr = c.advClientAddr
 	}
@@ -114,11 +114,30 @@ func (c config) clientURL() string {
 }
 
 func (c config) peerURL() string {
-	addr := c.peerAddr
+	addr := reachable(c.peerAddr)
 	if c.advPeerAddr != "" {
 		addr = c.advPeerAddr
 	}
 	return scheme(c.peerTLS) + "://" + addr
+}
+
+// reachable turns a listen address on all interfaces (0.0.0.0, ::) into the
+// loopback address of the same family: "0.0.0.0" is no address to dial, and
+// without WithAdvertise*Addr loopback is the one address surely served.
+func reachable(hostport string) string {
+	host, port, err := net.SplitHostPort(hostport)
+	if err != nil {
+		return hostport
+	}
+	ip := net.ParseIP(host)
+	switch {
+	case ip == nil || !ip.IsUnspecified():
+		return hostport
+	case ip.To4() != nil:
+		return net.JoinHostPort("127.0.0.1", port)
+	default:
+		return net.JoinHostPort("::1", port)
+	}
 }
 
 func (c config) initialCluster() string {

@@ -51,6 +51,7 @@ type config struct {
 	clientTLS     *TLSFiles
 	peerTLS       *TLSFiles
 	rootPassword  string
+	skipAuthSetup bool // another member of the cluster being started does it
 	allowInsecure bool
 	heartbeat     time.Duration
 	election      time.Duration

@@ -72,11 +72,11 @@ func startResolved(ctx context.Context, c config) (*Server, error) {
 	}
 	s.etcd = e
 	if err := s.awaitReady(ctx); err != nil {
-		s.Close()
+		s.Abort()
 		return nil, err
 	}
 	if err := s.setupAuth(ctx); err != nil {
-		s.Close()
+		s.Abort()
 		return nil, err
 	}
 	return s, nil

@@ -2,23 +2,24 @@ package embedded_test
 
 import (
 	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"path/filepath"
+	"strconv"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.uber.org/goleak"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/rosterkit/roster/embedded"
+	"github.com/rosterkit/roster/internal/etcdtest"
 )
-
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
-
-func ctxT(t *testing.T, d time.Duration) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), d)
-	t.Cleanup(cancel)
-	return ctx
-}
 
 func TestSingleMemberPutGetClose(t *testing.T) {
 	ctx := ctxT(t, 30*time.Second)
@@ -28,28 +29,281 @@ func TestSingleMemberPutGetClose(t *testing.T) {
 	require.NoError(t, err)
 	defer cli.Close()
 
-	_, err = cli.Put(ctx, "k", "v")
-	require.NoError(t, err)
-	resp, err := cli.Get(ctx, "k")
-	require.NoError(t, err)
-	require.Len(t, resp.Kvs, 1)
-	require.Equal(t, "v", string(resp.Kvs[0].Value))
+	put(t, ctx, cli, "k", "v")
+	requireValue(t, ctx, cli, "k", "v")
 	require.NoError(t, s.Healthy(ctx))
 
-	// A client with open streams must not hold Close up.
-	wctx, wcancel := context.WithCancel(context.Background())
+	st := s.Status()
+	require.Equal(t, s.ID(), st.ID)
+	require.True(t, st.IsLeader, "a single member leads itself")
+	require.Equal(t, 1, st.Members)
+	require.Positive(t, st.DBSize)
+	ms := s.Members()
+	require.Len(t, ms, 1)
+	require.Equal(t, embedded.DefaultName, ms[0].Name)
+	require.Equal(t, s.Endpoints(), ms[0].ClientURLs)
+
+	u, err := url.Parse(s.Endpoints()[0])
+	require.NoError(t, err)
+	require.Equal(t, "127.0.0.1", u.Hostname(), "clients listen on loopback by default")
+
+	dir := s.DataDir()
+	require.DirExists(t, dir)
+	require.NoError(t, s.Close())
+	require.NoDirExists(t, dir, "a temporary data dir goes with Close")
+}
+
+// TestCloseWithConnectedClients shows that open streams do not hold Close up,
+// that Close frees both ports at once, and that it is idempotent and safe to
+// call from several goroutines.
+func TestCloseWithConnectedClients(t *testing.T) {
+	ctx := ctxT(t, 30*time.Second)
+	s, err := embedded.Start(ctx)
+	require.NoError(t, err)
+	cli, err := s.Client()
+	require.NoError(t, err)
+	defer cli.Close()
+
+	wctx, wcancel := context.WithCancel(ctx)
 	defer wcancel()
-	_ = cli.Watch(wctx, "k")
+	wch := cli.Watch(wctx, "k", clientv3.WithCreatedNotify())
+	select {
+	case resp := <-wch:
+		require.True(t, resp.Created, "watch established")
+	case <-ctx.Done():
+		t.Fatal("watch not established")
+	}
 	lease, err := cli.Grant(ctx, 10)
 	require.NoError(t, err)
-	_, err = cli.KeepAlive(wctx, lease.ID)
+	kch, err := cli.KeepAlive(wctx, lease.ID)
 	require.NoError(t, err)
+	select {
+	case ka := <-kch:
+		require.NotNil(t, ka, "keep-alive stream open")
+	case <-ctx.Done():
+		t.Fatal("no keep-alive response")
+	}
+
+	clientAddr := hostport(t, s.Endpoints()[0])
+	peerAddr := hostport(t, s.PeerURL())
 
 	start := time.Now()
-	require.NoError(t, s.Close())
+	errs := make([]error, 8)
+	var wg sync.WaitGroup
+	for i := range errs {
+		wg.Go(func() { errs[i] = s.Close() })
+	}
+	wg.Wait()
 	took := time.Since(start)
-	t.Logf("Close with connected client took %v", took)
+	t.Logf("Close with an open watch and keep-alive stream took %v", took)
 	require.Less(t, took, 2*time.Second)
+	for _, err := range errs {
+		require.NoError(t, err)
+	}
 	require.NoError(t, s.Close(), "Close is idempotent")
-	_ = clientv3.Config{}
+	require.NoError(t, s.Abort(), "Abort after Close is a no-op")
+	select {
+	case <-s.Done():
+	default:
+		t.Fatal("Done not closed after Close")
+	}
+
+	for _, addr := range []string{clientAddr, peerAddr} {
+		l, err := net.Listen("tcp", addr)
+		require.NoError(t, err, "port %s still held after Close", addr)
+		l.Close()
+	}
+}
+
+func TestParallelStartsDoNotClash(t *testing.T) {
+	var seen sync.Map
+	for i := range 8 {
+		t.Run(strconv.Itoa(i), func(t *testing.T) {
+			t.Parallel()
+			ctx := ctxT(t, 60*time.Second)
+			s, err := embedded.Start(ctx)
+			require.NoError(t, err)
+			defer s.Close()
+			for _, u := range []string{s.Endpoints()[0], s.PeerURL()} {
+				_, dup := seen.LoadOrStore(u, i)
+				require.False(t, dup, "%s handed out twice", u)
+			}
+			cli, err := s.Client()
+			require.NoError(t, err)
+			defer cli.Close()
+			put(t, ctx, cli, "k", strconv.Itoa(i))
+			requireValue(t, ctx, cli, "k", strconv.Itoa(i))
+		})
+	}
+}
+
+func TestGivenPortInUse(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer l.Close()
+	taken := l.Addr().String()
+
+	for _, opt := range []embedded.Option{embedded.WithClientAddr(taken), embedded.WithPeerAddr(taken)} {
+		_, err := embedded.Start(ctxT(t, 30*time.Second), opt)
+		require.ErrorIs(t, err, embedded.ErrPortInUse)
+		require.ErrorContains(t, err, taken)
+	}
+}
+
+func TestNonLoopbackNeedsTLSOrOptIn(t *testing.T) {
+	ctx := ctxT(t, 30*time.Second)
+	for _, opt := range []embedded.Option{
+		embedded.WithClientAddr("0.0.0.0:0"),
+		embedded.WithPeerAddr("0.0.0.0:0"),
+		embedded.WithClientAddr("[::]:0"),
+	} {
+		_, err := embedded.Start(ctx, opt)
+		require.ErrorIs(t, err, embedded.ErrInsecureListen)
+		require.ErrorContains(t, err, "WithInsecureNonLoopback", "the error says how to get past it")
+	}
+
+	s, err := embedded.Start(ctx, embedded.WithClientAddr("0.0.0.0:0"), embedded.WithInsecureNonLoopback())
+	require.NoError(t, err)
+	defer s.Close()
+	u, err := url.Parse(s.Endpoints()[0])
+	require.NoError(t, err)
+	require.Equal(t, "127.0.0.1", u.Hostname(), "0.0.0.0 is served, loopback is dialled")
+	cli, err := s.Client()
+	require.NoError(t, err)
+	defer cli.Close()
+	put(t, ctx, cli, "k", "v")
+}
+
+func TestReadinessTimeout(t *testing.T) {
+	// One member of a three-member static cluster cannot be ready alone.
+	var members []embedded.Member
+	for _, name := range []string{"a", "b", "c"} {
+		members = append(members, embedded.Member{Name: name, PeerURL: "http://" + freeAddr(t)})
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	s, err := embedded.Start(ctx, embedded.WithName("a"), embedded.WithCluster("lonely", members...))
+	took := time.Since(start)
+	t.Logf("start gave up after %v: %v", took, err)
+	require.Nil(t, s)
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	require.ErrorContains(t, err, "not ready")
+	require.ErrorContains(t, err, "quorum")
+	require.Less(t, took, 10*time.Second, "giving up is prompt")
+}
+
+func TestInvalidConfig(t *testing.T) {
+	ctx := ctxT(t, 10*time.Second)
+	for name, opts := range map[string][]embedded.Option{
+		"empty name":     {embedded.WithName("")},
+		"name with =":    {embedded.WithName("a=b")},
+		"not in cluster": {embedded.WithName("x"), embedded.WithCluster("t", embedded.Member{Name: "a", PeerURL: "http://127.0.0.1:1"})},
+		"bad address":    {embedded.WithClientAddr("nonsense")},
+	} {
+		_, err := embedded.Start(ctx, opts...)
+		require.ErrorIs(t, err, embedded.ErrInvalidConfig, name)
+	}
+	_, err := embedded.StartCluster(ctx, 0)
+	require.ErrorIs(t, err, embedded.ErrInvalidConfig)
+}
+
+// TestRestartKeepsData restarts a single member, which has no peer to catch
+// up from: whatever it reads afterwards came from its data dir.
+func TestRestartKeepsData(t *testing.T) {
+	m := etcdtest.Start(t)
+	ctx := ctxT(t, 30*time.Second)
+	cli := m.Client()
+	for i := range 10 {
+		put(t, ctx, cli, fmt.Sprintf("k%d", i), strconv.Itoa(i))
+	}
+	dir := m.Server().DataDir()
+	m.Stop()
+	require.DirExists(t, filepath.Join(dir, "member"), "a given data dir is kept")
+
+	m.Restart()
+	after := etcdtest.NewClient(t, m.Endpoints()...)
+	for i := range 10 {
+		requireValue(t, ctx, after, fmt.Sprintf("k%d", i), strconv.Itoa(i), clientv3.WithSerializable())
+	}
+	m.Kill()
+	m.Restart()
+	requireValue(t, ctx, after, "k9", "9")
+
+	require.ErrorIs(t, m.Server().Leave(ctx), embedded.ErrLastMember)
+}
+
+func TestSlogLoggerReceivesRecords(t *testing.T) {
+	h := &recordingHandler{}
+	s, err := embedded.Start(ctxT(t, 30*time.Second), embedded.WithName("logged"), embedded.WithSlogLogger(slog.New(h)))
+	require.NoError(t, err)
+	require.NoError(t, s.Close())
+	require.True(t, h.has("closed etcd server", "name", "logged"), "records: %d", h.len())
+}
+
+func TestZapLoggerReceivesRecords(t *testing.T) {
+	core, logs := observer.New(zap.InfoLevel)
+	s, err := embedded.Start(ctxT(t, 30*time.Second), embedded.WithLogger(zap.New(core)))
+	require.NoError(t, err)
+	require.NoError(t, s.Close())
+	require.Equal(t, 1, logs.FilterMessage("closed etcd server").Len())
+}
+
+// recordingHandler keeps the records a slog.Logger hands it.
+type recordingHandler struct {
+	mu      sync.Mutex
+	records []slog.Record
+}
+
+func (h *recordingHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h *recordingHandler) WithAttrs([]slog.Attr) slog.Handler       { return h }
+func (h *recordingHandler) WithGroup(string) slog.Handler            { return h }
+
+func (h *recordingHandler) Handle(_ context.Context, r slog.Record) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.records = append(h.records, r.Clone())
+	return nil
+}
+
+func (h *recordingHandler) len() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.records)
+}
+
+// has reports whether a record with message msg carries attribute key=val.
+func (h *recordingHandler) has(msg, key, val string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, r := range h.records {
+		if r.Message != msg {
+			continue
+		}
+		found := false
+		r.Attrs(func(a slog.Attr) bool {
+			found = a.Key == key && a.Value.String() == val
+			return !found
+		})
+		if found {
+			return true
+		}
+	}
+	return false
+}
+
+// freeAddr returns a loopback address that was free a moment ago.
+func freeAddr(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer l.Close()
+	return l.Addr().String()
+}
+
+func hostport(t testing.TB, rawURL string) string {
+	t.Helper()
+	u, err := url.Parse(rawURL)
+	require.NoError(t, err)
+	return u.Host
 }

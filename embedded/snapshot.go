@@ -2,9 +2,14 @@ package embedded
 
 import (
 	"context"
+	"crypto/sha256"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
+	"os"
+	"path/filepath"
 	"time"
 
 	"go.etcd.io/etcd/etcdutl/v3/snapshot"
@@ -37,6 +42,11 @@ func (s *Server) Snapshot(ctx context.Context, w io.Writer) (int64, error) {
 	if err != nil {
 		return n, fmt.Errorf("embedded: snapshot: %w", err)
 	}
+	if n%512 != sha256.Size {
+		// etcd appends a SHA-256 of the database, whose size is a multiple
+		// of 512; anything else is a stream cut short.
+		return n, fmt.Errorf("embedded: snapshot: %d bytes carry no integrity hash", n)
+	}
 	return n, nil
 }
 
@@ -65,6 +75,7 @@ func Restore(snapshotPath string, opts ...Option) error {
 	if token == "" {
 		token = defaultClusterToken
 	}
+	fresh := dirAbsentOrEmpty(c.dataDir)
 	err := snapshot.NewV3(c.logger).Restore(snapshot.RestoreConfig{
 		SnapshotPath:        snapshotPath,
 		Name:                c.name,
@@ -76,7 +87,16 @@ func Restore(snapshotPath string, opts ...Option) error {
 		MarkCompacted:       true,
 	})
 	if err != nil {
+		if fresh {
+			// Leave no half-restored member behind to be started by mistake.
+			os.RemoveAll(filepath.Join(c.dataDir, "member"))
+		}
 		return fmt.Errorf("embedded: restore %s: %w", snapshotPath, err)
 	}
 	return nil
+}
+
+func dirAbsentOrEmpty(dir string) bool {
+	entries, err := os.ReadDir(dir)
+	return errors.Is(err, fs.ErrNotExist) || (err == nil && len(entries) == 0)
 }

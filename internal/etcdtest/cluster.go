@@ -46,10 +46,11 @@ func (c *Cluster) Endpoints() []string {
 	return eps
 }
 
-// Client returns a client of every member, closed when the test ends.
+// Client returns a client of every member, closed when the test ends,
+// configured like Member.Client.
 func (c *Cluster) Client() *clientv3.Client {
 	c.t.Helper()
-	return NewClient(c.t, c.Endpoints()...)
+	return newClient(c.t, c.Members[0].Server(), c.Endpoints())
 }
 
 // Leader waits until the running members agree on a Raft leader and returns

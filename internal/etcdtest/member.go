@@ -62,10 +62,28 @@ func (m *Member) Server() *embedded.Server {
 // Endpoints are the member's client URLs.
 func (m *Member) Endpoints() []string { return m.Server().Endpoints() }
 
-// Client returns a new client of this member, closed when the test ends.
+// Client returns a new client of this member, closed when the test ends. It
+// is configured by the server (embedded.Server.ClientConfig): with TLS and
+// root credentials when the member has them.
 func (m *Member) Client() *clientv3.Client {
 	m.t.Helper()
-	return NewClient(m.t, m.Endpoints()...)
+	return newClient(m.t, m.Server(), m.Endpoints())
+}
+
+// newClient returns a client of endpoints configured like s's own clients.
+func newClient(t testing.TB, s *embedded.Server, endpoints []string) *clientv3.Client {
+	t.Helper()
+	cfg, err := s.ClientConfig()
+	if err != nil {
+		t.Fatalf("etcdtest: client config: %v", err)
+	}
+	cfg.Endpoints = endpoints
+	cli, err := clientv3.New(cfg)
+	if err != nil {
+		t.Fatalf("etcdtest: client: %v", err)
+	}
+	t.Cleanup(func() { cli.Close() })
+	return cli
 }
 
 // Stop closes the member gracefully, keeping its data.

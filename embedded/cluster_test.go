@@ -1,0 +1,194 @@
+package embedded_test
+
+import (
+	"context"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/rosterkit/roster/embedded"
+	"github.com/rosterkit/roster/internal/etcdtest"
+)
+
+// TestCluster runs one three-member cluster through its life: a member
+// joining and leaving, the leader stopped and killed, quorum lost. The steps
+// share the cluster and run in order.
+func TestCluster(t *testing.T) {
+	t.Parallel()
+	c := etcdtest.StartCluster(t, 3)
+	ctx := ctxT(t, 90*time.Second)
+	cli := c.Client()
+	put(t, ctx, cli, "before", "1")
+
+	t.Run("Status", func(t *testing.T) {
+		lead := c.Leader().Server().ID()
+		leaders := 0
+		for _, m := range c.Members {
+			s := m.Server()
+			require.NoError(t, s.Healthy(ctx), s.Name())
+			st := s.Status()
+			require.Equal(t, 3, st.Members)
+			require.Equal(t, lead, st.Leader)
+			require.Positive(t, st.RaftTerm)
+			if st.IsLeader {
+				leaders++
+			}
+			require.Len(t, s.Members(), 3)
+		}
+		require.Equal(t, 1, leaders)
+	})
+
+	t.Run("JoinAndLeave", func(t *testing.T) {
+		joined, err := embedded.Join(ctx, cli,
+			embedded.WithName("joiner"), embedded.WithDataDir(filepath.Join(t.TempDir(), "joiner")))
+		require.NoError(t, err)
+		t.Cleanup(func() { joined.Close() })
+
+		only := etcdtest.NewClient(t, joined.Endpoints()...)
+		requireValue(t, ctx, only, "before", "1", clientv3.WithSerializable())
+		requireValue(t, ctx, only, "before", "1")
+		for _, m := range c.Members {
+			require.Eventually(t, func() bool { return slices.Contains(names(m.Server()), "joiner") },
+				10*time.Second, 10*time.Millisecond, "%s sees the new member", m.Server().Name())
+		}
+		require.Len(t, joined.Members(), 4)
+
+		require.NoError(t, joined.Leave(ctx))
+		select {
+		case <-joined.Done():
+		case <-ctx.Done():
+			t.Fatal("left member still running")
+		}
+		for _, m := range c.Members {
+			require.Eventually(t, func() bool { return len(m.Server().Members()) == 3 },
+				10*time.Second, 10*time.Millisecond, "%s still lists the member that left", m.Server().Name())
+			require.NotContains(t, names(m.Server()), "joiner")
+		}
+		put(t, ctx, cli, "after-leave", "1")
+	})
+
+	for _, tc := range []struct {
+		name string
+		stop func(*etcdtest.Member)
+	}{
+		{"LeaderStopped", (*etcdtest.Member).Stop},
+		{"LeaderKilled", (*etcdtest.Member).Kill},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			old := c.Leader()
+			w := startWriter(t, etcdtest.NewClient(t, othersEndpoints(c, old)...), "during-"+tc.name)
+			w.awaitWriteAfter(t, time.Now())
+			start := time.Now()
+			tc.stop(old)
+			stopped := time.Now()
+			w.awaitWriteAfter(t, stopped)
+			gap, writes := w.stop()
+			t.Logf("%s: stop took %v; %d writes through the other two, longest gap between successful writes %v",
+				tc.name, stopped.Sub(start), writes, gap)
+			require.Less(t, gap, 20*time.Second)
+			require.NotEqual(t, old.Server().ID(), c.Leader().Server().ID(), "a new leader")
+
+			old.Restart()
+			only := etcdtest.NewClient(t, old.Endpoints()...)
+			resp, err := cli.Get(ctx, "during-"+tc.name)
+			require.NoError(t, err)
+			require.Len(t, resp.Kvs, 1)
+			// The restarted member caught up with what was written without it.
+			requireValue(t, ctx, only, "during-"+tc.name, string(resp.Kvs[0].Value))
+		})
+	}
+
+	t.Run("QuorumLostIsUnhealthy", func(t *testing.T) {
+		c.Members[0].Stop()
+		c.Members[1].Kill()
+		hctx, cancel := context.WithTimeout(ctx, time.Second)
+		defer cancel()
+		require.ErrorIs(t, c.Members[2].Server().Healthy(hctx), embedded.ErrUnhealthy)
+	})
+}
+
+// putTimeout bounds each of writer's puts: a proposal dropped during a
+// leader change is never answered, so this is the resolution of the gap.
+const putTimeout = 250 * time.Millisecond
+
+// writer puts increasing values to one key without pause, and keeps the
+// longest time between two successful puts: how long writes were unavailable.
+type writer struct {
+	cancel context.CancelFunc
+	done   chan struct{}
+
+	mu     sync.Mutex
+	last   time.Time // of the last successful put
+	maxGap time.Duration
+	writes int
+}
+
+func startWriter(t *testing.T, cli *clientv3.Client, key string) *writer {
+	ctx, cancel := context.WithCancel(context.Background())
+	w := &writer{cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(w.done)
+		for i := 0; ctx.Err() == nil; i++ {
+			pctx, pcancel := context.WithTimeout(ctx, putTimeout)
+			_, err := cli.Put(pctx, key, strconv.Itoa(i))
+			pcancel()
+			if err == nil {
+				w.succeeded(time.Now())
+			}
+		}
+	}()
+	t.Cleanup(func() { w.stop() })
+	return w
+}
+
+func (w *writer) succeeded(at time.Time) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.last.IsZero() {
+		w.maxGap = max(w.maxGap, at.Sub(w.last))
+	}
+	w.last = at
+	w.writes++
+}
+
+// awaitWriteAfter waits until a put that started after t0 succeeded.
+func (w *writer) awaitWriteAfter(t *testing.T, t0 time.Time) {
+	t.Helper()
+	require.Eventually(t, func() bool {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		return w.last.After(t0.Add(putTimeout)) // so it started after t0
+	}, 30*time.Second, 5*time.Millisecond, "no write succeeded")
+}
+
+func (w *writer) stop() (maxGap time.Duration, writes int) {
+	w.cancel()
+	<-w.done
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.maxGap, w.writes
+}
+
+func othersEndpoints(c *etcdtest.Cluster, not *etcdtest.Member) []string {
+	var eps []string
+	for _, m := range c.Members {
+		if m != not {
+			eps = append(eps, m.Endpoints()...)
+		}
+	}
+	return eps
+}
+
+func names(s *embedded.Server) []string {
+	var out []string
+	for _, m := range s.Members() {
+		out = append(out, m.Name)
+	}
+	return out
+}
