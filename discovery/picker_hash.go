@@ -42,14 +42,45 @@ func buildRing(t *table, vnodes int) {
 			t.ring = append(t.ring, point{hash: mix64(h ^ uint64(v+1)*0x9e3779b97f4a7c15), ent: int32(i)})
 		}
 	}
-	slices.SortFunc(t.ring, func(a, b point) int {
-		// Ties (practically impossible) are broken by instance order, so
-		// the ring does not depend on the sort's stability.
-		if c := cmp.Compare(a.hash, b.hash); c != 0 {
-			return c
+	t.ring = sortPoints(t.ring)
+}
+
+// sortPoints sorts points by hash with a stable least-significant-digit
+// radix sort, 11 bits per pass (few enough buckets to stay in cache): a
+// million points sort in tens of milliseconds where a comparison sort
+// takes hundreds. Stability breaks ties by instance order, so every
+// process builds the same ring. Small rings use a comparison sort.
+func sortPoints(ps []point) []point {
+	if len(ps) < 1<<12 {
+		slices.SortFunc(ps, func(a, b point) int {
+			if c := cmp.Compare(a.hash, b.hash); c != 0 {
+				return c
+			}
+			return cmp.Compare(a.ent, b.ent) // as stable as the radix sort
+		})
+		return ps
+	}
+	const bits = 11
+	buf := make([]point, len(ps))
+	var count [1 << bits]int
+	for shift := uint(0); shift < 64; shift += bits {
+		clear(count[:])
+		for _, p := range ps {
+			count[(p.hash>>shift)&(1<<bits-1)]++
 		}
-		return cmp.Compare(a.ent, b.ent)
-	})
+		sum := 0
+		for i, c := range count {
+			count[i] = sum
+			sum += c
+		}
+		for _, p := range ps {
+			d := (p.hash >> shift) & (1<<bits - 1)
+			buf[count[d]] = p
+			count[d]++
+		}
+		ps, buf = buf, ps
+	}
+	return ps
 }
 
 // Pick returns the instance that owns key, or ErrNoInstances.
