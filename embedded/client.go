@@ -11,8 +11,10 @@ import (
 )
 
 // ClientConfig is a clientv3 configuration for this member: its endpoint,
-// TLS (the member's own certificate doubles as a client certificate) and, with
-// WithAuth, root credentials. Adjust it and pass it to clientv3.New.
+// TLS and, with WithAuth, root credentials. Adjust it and pass it to
+// clientv3.New. Under TLS the member's own certificate doubles as the client
+// certificate, so with ClientCertAuth it must allow client authentication
+// (extended key usage clientAuth) besides serverAuth.
 func (s *Server) ClientConfig() (clientv3.Config, error) {
 	cfg := clientv3.Config{
 		Endpoints:   s.Endpoints(),

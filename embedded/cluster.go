@@ -82,8 +82,14 @@ func startCluster(ctx context.Context, n int, base config) ([]*Server, error) {
 
 // Join adds a new member to the running cluster that cli talks to and starts
 // it, as an operator does with "etcdctl member add" followed by a start with
-// --initial-cluster-state=existing. If the member cannot start, it is removed
-// from the cluster again so that it does not count against the quorum.
+// --initial-cluster-state=existing. It returns once the member has caught up
+// and serves clients. If the member cannot start, it is removed from the
+// cluster again so that it does not count against the quorum.
+//
+// etcd refuses a new voting member until the member handling the request has
+// been connected to a quorum for 5 s; Join keeps asking until then, bounded
+// by ctx. Give the member its own WithName and, to restart it later,
+// WithDataDir.
 func Join(ctx context.Context, cli *clientv3.Client, opts ...Option) (*Server, error) {
 	c := newConfig(opts)
 	c.existing = true
@@ -127,7 +133,9 @@ func Join(ctx context.Context, cli *clientv3.Client, opts ...Option) (*Server, e
 }
 
 // Leave removes this member from its cluster through the other members, then
-// stops it. The data dir is of no further use to this cluster afterwards.
+// stops it. Like Join, it waits (bounded by ctx) while etcd refuses the
+// change as unsafe for the quorum. The data dir is of no further use to this
+// cluster afterwards. A single-member cluster cannot be left: ErrLastMember.
 func (s *Server) Leave(ctx context.Context) error {
 	var others []string
 	for _, m := range s.Members() {

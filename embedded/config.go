@@ -60,22 +60,24 @@ func (c config) clusterPeer() (string, bool) {
 	return "", false
 }
 
-// resolvePorts fills in free ports where none were given. chosen reports
-// whether any port was picked here (and may be picked again on a clash).
-func (c config) resolvePorts() (config, bool, error) {
+// resolvePorts fills in free ports where none were given, and returns the
+// addresses it picked (which may be picked anew after a clash).
+func (c config) resolvePorts() (config, []string, error) {
 	if c.peerAddr == "" {
 		if u, ok := c.clusterPeer(); ok {
 			c.peerAddr = hostOf(u)
 		}
 	}
-	var chosen bool
-	var err error
+	var chosen []string
 	for _, addr := range []*string{&c.clientAddr, &c.peerAddr} {
 		var picked bool
+		var err error
 		if *addr, picked, err = withFreePort(*addr); err != nil {
-			return c, false, err
+			return c, nil, err
 		}
-		chosen = chosen || picked
+		if picked {
+			chosen = append(chosen, *addr)
+		}
 	}
 	return c, chosen, nil
 }
@@ -229,7 +231,24 @@ func tlsInfo(f TLSFiles) transport.TLSInfo {
 // startError names the address when a listener could not bind.
 func startError(c config, err error) error {
 	if errors.Is(err, syscall.EADDRINUSE) || strings.Contains(err.Error(), "address already in use") {
-		return fmt.Errorf("%w: client %s or peer %s: %v", ErrPortInUse, c.clientAddr, c.peerAddr, err)
+		kind, addr := "client", c.clientAddr
+		if strings.Contains(err.Error(), c.peerAddr) {
+			kind, addr = "peer", c.peerAddr
+		}
+		return &portInUseError{kind: kind, addr: addr, err: err}
 	}
 	return fmt.Errorf("embedded: start member %q: %w", c.name, err)
 }
+
+// portInUseError is ErrPortInUse for one listen address.
+type portInUseError struct {
+	kind, addr string
+	err        error
+}
+
+func (e *portInUseError) Error() string {
+	return fmt.Sprintf("%v: %s address %s: %v", ErrPortInUse, e.kind, e.addr, e.err)
+}
+
+func (e *portInUseError) Is(target error) bool { return target == ErrPortInUse }
+func (e *portInUseError) Unwrap() error        { return e.err }

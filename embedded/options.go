@@ -92,12 +92,14 @@ func WithClientAddr(hostport string) Option { return func(c *config) { c.clientA
 func WithPeerAddr(hostport string) Option { return func(c *config) { c.peerAddr = hostport } }
 
 // WithAdvertiseClientAddr sets the client address published to the cluster,
-// for a member that listens on an unspecified address such as 0.0.0.0.
+// for a member that listens on an unspecified address such as 0.0.0.0:
+// without it such a member publishes loopback, reachable from this host only.
 func WithAdvertiseClientAddr(hostport string) Option {
 	return func(c *config) { c.advClientAddr = hostport }
 }
 
-// WithAdvertisePeerAddr sets the peer address published to the cluster.
+// WithAdvertisePeerAddr sets the peer address published to the cluster, as
+// WithAdvertiseClientAddr does for clients.
 func WithAdvertisePeerAddr(hostport string) Option {
 	return func(c *config) { c.advPeerAddr = hostport }
 }
@@ -120,8 +122,10 @@ func WithSlogLogger(lg *slog.Logger) Option {
 	return func(c *config) { c.logger = zap.New(slogCore{h: lg.Handler()}) }
 }
 
-// WithAutoCompaction keeps retention of history (periodic compaction).
-// Zero turns auto-compaction off. The default is DefaultCompactionRetention.
+// WithAutoCompaction keeps about retention of history: etcd periodically
+// compacts away revisions older than that (--auto-compaction-mode=periodic).
+// Zero turns auto-compaction off, and the history then grows until the
+// backend quota is hit. The default is DefaultCompactionRetention.
 func WithAutoCompaction(retention time.Duration) Option {
 	return func(c *config) {
 		c.compaction = compaction{}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"sync"
 
 	"go.etcd.io/etcd/server/v3/embed"
@@ -45,7 +46,8 @@ func start(ctx context.Context, c config) (*Server, error) {
 			return nil, err
 		}
 		s, err := startResolved(ctx, rc)
-		if err == nil || !chosen || !errors.Is(err, ErrPortInUse) || i == attempts {
+		var pe *portInUseError
+		if err == nil || !errors.As(err, &pe) || !slices.Contains(chosen, pe.addr) || i == attempts {
 			return s, err
 		}
 	}
@@ -107,9 +109,16 @@ func (s *Server) registerGRPC(gs *grpc.Server) {
 	s.mu.Unlock()
 }
 
-// Close stops the member: open client streams are cut, the listeners are
-// freed, and a temporary data dir is removed. A leader hands its leadership
-// to a peer first. Close is idempotent and safe to call concurrently.
+// Close stops the member: open client streams are cut at once, the
+// listeners are freed, and a temporary data dir is removed. A leader hands
+// its leadership to a peer first. Close is idempotent and safe to call
+// concurrently; the first call's error is every call's.
+//
+// A single member closes in milliseconds. A member of a running cluster takes
+// up to about a second: etcd drains its peer connections for at most that
+// long, and one that just served a peer's probe is usually still busy. A few
+// of etcd's goroutines serving those connections may outlive Close by up to
+// 5 s.
 func (s *Server) Close() error {
 	s.closeOnce.Do(func() { s.closeErr = s.shutdown(false) })
 	return s.closeErr

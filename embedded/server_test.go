@@ -143,10 +143,13 @@ func TestGivenPortInUse(t *testing.T) {
 	defer l.Close()
 	taken := l.Addr().String()
 
-	for _, opt := range []embedded.Option{embedded.WithClientAddr(taken), embedded.WithPeerAddr(taken)} {
+	for kind, opt := range map[string]embedded.Option{
+		"client": embedded.WithClientAddr(taken),
+		"peer":   embedded.WithPeerAddr(taken),
+	} {
 		_, err := embedded.Start(ctxT(t, 30*time.Second), opt)
 		require.ErrorIs(t, err, embedded.ErrPortInUse)
-		require.ErrorContains(t, err, taken)
+		require.ErrorContains(t, err, kind+" address "+taken)
 	}
 }
 
