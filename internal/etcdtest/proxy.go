@@ -2,48 +2,60 @@ package etcdtest
 
 import (
 	"net"
+	"strings"
 	"sync"
 	"testing"
 )
 
-// Proxy forwards TCP connections to a target address and can cut them, to
-// put one client out of reach of etcd while others still reach it.
+// Proxy forwards TCP connections to a target address and can cut or stall
+// them, to put one client out of reach of etcd while others still reach it.
 type Proxy struct {
 	t      testing.TB
 	l      net.Listener
+	scheme string
 	target string
 
 	mu     sync.Mutex
 	cut    bool
+	closed bool
 	paused chan struct{} // non-nil while paused; closed on resume
 	conns  map[net.Conn]struct{}
 	wg     sync.WaitGroup
 }
 
-// NewProxy starts a proxy to target (host:port) on a free loopback port. It
-// is closed when the test ends.
+// NewProxy starts a proxy to target (host:port, or a URL whose scheme
+// Endpoint keeps) on a free loopback port. It is closed when the test ends.
 func NewProxy(t testing.TB, target string) *Proxy {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatalf("etcdtest: proxy listen: %v", err)
 	}
-	p := &Proxy{t: t, l: l, target: hostport(target), conns: make(map[net.Conn]struct{})}
+	scheme := "http"
+	if i := strings.Index(target, "://"); i >= 0 {
+		scheme = target[:i]
+	}
+	p := &Proxy{t: t, l: l, scheme: scheme, target: hostport(target), conns: make(map[net.Conn]struct{})}
 	p.wg.Add(1)
 	go p.accept()
 	t.Cleanup(p.Close)
 	return p
 }
 
-// Endpoint is the proxy's address as a client URL.
-func (p *Proxy) Endpoint() string { return "http://" + p.l.Addr().String() }
+// Endpoint is the proxy's address as a client URL, with the target's scheme.
+func (p *Proxy) Endpoint() string { return p.scheme + "://" + p.l.Addr().String() }
 
-// Cut closes every connection through the proxy and refuses new ones until
-// Restore: the client sees its connections reset.
+// Cut resets every connection through the proxy and drops new ones until
+// Restore: the client sees its connections fail at once.
 func (p *Proxy) Cut() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.cut = true
+	for c := range p.conns {
+		if tc, ok := c.(*net.TCPConn); ok {
+			tc.SetLinger(0) // RST, as a broken network path would
+		}
+	}
 	p.closeConnsLocked()
 }
 
@@ -68,10 +80,12 @@ func (p *Proxy) Restore() {
 	}
 }
 
-// Close stops the proxy and closes every connection through it.
+// Close stops the proxy and closes every connection through it. It is
+// idempotent.
 func (p *Proxy) Close() {
 	p.l.Close()
 	p.mu.Lock()
+	p.closed = true
 	p.closeConnsLocked()
 	if p.paused != nil {
 		close(p.paused)
@@ -116,18 +130,29 @@ func (p *Proxy) serve(in net.Conn) {
 	wg.Go(func() { p.pipe(out, in) })
 	wg.Go(func() { p.pipe(in, out) })
 	wg.Wait()
+	p.untrack(in, out)
 }
 
+// track registers a connection pair, unless the proxy is cut or closed (a
+// connection accepted just before Close must not outlive it).
 func (p *Proxy) track(conns ...net.Conn) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.cut {
+	if p.cut || p.closed {
 		return false
 	}
 	for _, c := range conns {
 		p.conns[c] = struct{}{}
 	}
 	return true
+}
+
+func (p *Proxy) untrack(conns ...net.Conn) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range conns {
+		delete(p.conns, c)
+	}
 }
 
 // pipe copies src to dst, holding bytes while the proxy is paused; when
