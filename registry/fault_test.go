@@ -3,6 +3,10 @@ package registry_test
 import (
 	"context"
 	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -11,6 +15,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 
+	"github.com/rosterkit/roster/embedded"
 	"github.com/rosterkit/roster/internal/etcdtest"
 	"github.com/rosterkit/roster/registry"
 )
@@ -229,4 +234,86 @@ func TestTakenKeyIsReportedNotClobbered(t *testing.T) {
 	require.NoError(t, err)
 	until(t, 2*time.Second, func() bool { return allUnder(t, plain, "users", ids, lease) }, "taken back once free")
 	until(t, time.Second, func() bool { return r.Status().Healthy }, "healthy again")
+}
+
+// etcd restored from a snapshot taken before the registration: the lease
+// and the keys are gone and revisions jump ahead. Everything comes back on
+// a new lease, and the watch still catches later deletions.
+func TestRestoredAfterEtcdRestoredFromSnapshot(t *testing.T) {
+	ctx := testCtx(t)
+	m := etcdtest.Start(t)
+	dir := t.TempDir()
+	snap := filepath.Join(dir, "snap.db")
+	f, err := os.Create(snap)
+	require.NoError(t, err)
+	_, err = m.Server().Snapshot(ctx, f)
+	require.NoError(t, err)
+	require.NoError(t, f.Close())
+
+	cli := etcdtest.NewClient(t, m.Endpoints()...)
+	r := newRegistrar(t, cli, registry.WithTTL(testTTL))
+	ids := registerN(t, r, "users", 5)
+	old := r.Status().Lease
+
+	m.Stop()
+	opts := []embedded.Option{
+		embedded.WithName("restored"),
+		embedded.WithDataDir(filepath.Join(dir, "restored")),
+		embedded.WithPeerAddr(freeAddr(t)),
+		embedded.WithClientAddr(strings.TrimPrefix(m.Endpoints()[0], "http://")),
+	}
+	require.NoError(t, embedded.Restore(snap, opts...))
+	srv, err := embedded.Start(ctx, opts...)
+	require.NoError(t, err)
+	t.Cleanup(func() { srv.Close() })
+	plain := etcdtest.NewClient(t, srv.Endpoints()...)
+
+	took := until(t, 10*time.Second, func() bool {
+		st := r.Status()
+		return st.Healthy && st.Lease != old && allUnder(t, plain, "users", ids, st.Lease)
+	}, "every instance back on the restored cluster")
+	t.Logf("all %d instances back %v after the restored etcd was ready", len(ids), took.Round(time.Millisecond))
+	assert.Less(t, took, 2*time.Second)
+
+	_, err = plain.Delete(ctx, key("users", ids[0]))
+	require.NoError(t, err)
+	until(t, 2*time.Second, func() bool { return get(t, plain, "users", ids[0]) != nil }, "a later deletion is still seen")
+	require.NoError(t, r.Close(ctx))
+	assert.Nil(t, get(t, plain, "users", ids[1]))
+}
+
+// The watch falls behind a compaction while the registrar is cut off, and a
+// key of ours was deleted meanwhile: the registrar re-reads its services
+// and writes the key back.
+func TestDeletionDuringCutAndCompactionIsRepaired(t *testing.T) {
+	ctx := testCtx(t)
+	m := etcdtest.Start(t)
+	plain := m.Client()
+	proxy := etcdtest.NewProxy(t, m.Endpoints()[0])
+	r := newRegistrar(t, etcdtest.NewClient(t, proxy.Endpoint()), registry.WithTTL(30*time.Second))
+	ids := registerN(t, r, "users", 3)
+	lease := r.Status().Lease
+
+	proxy.Cut()
+	_, err := plain.Delete(ctx, key("users", ids[2]))
+	require.NoError(t, err)
+	resp, err := plain.Put(ctx, "/elsewhere", "x")
+	require.NoError(t, err)
+	_, err = plain.Compact(ctx, resp.Header.Revision, clientv3.WithCompactPhysical())
+	require.NoError(t, err)
+	proxy.Restore()
+
+	took := until(t, 10*time.Second, func() bool { return allUnder(t, plain, "users", ids, lease) }, "deleted key written back")
+	t.Logf("repaired %v after the cut ended", took.Round(time.Millisecond))
+	lost := waitEvent(t, r, registry.EventLost, time.Second)
+	assert.Equal(t, ids[2], lost.ID, "found by re-reading the service, reported as one key lost")
+	until(t, 2*time.Second, func() bool { return r.Status().Healthy }, "healthy")
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer l.Close()
+	return l.Addr().String()
 }

@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/grpc/connectivity"
 
 	"github.com/rosterkit/roster/internal/backoff"
 	"github.com/rosterkit/roster/session"
@@ -28,7 +30,8 @@ func (r *Registrar) run() {
 	bo := r.opts.backoff
 	var (
 		s    *session.Session
-		lost bool // EventLost sent, EventRestored not yet
+		lost bool  // EventLost sent, EventRestored not yet
+		from int64 // lowest revision written back since the loss
 	)
 	for r.ctx.Err() == nil {
 		if s == nil || s.Err() != nil {
@@ -45,7 +48,11 @@ func (r *Registrar) run() {
 			s = next
 			r.publish(s)
 		}
-		if err := r.reconcile(s); err != nil {
+		rev, err := r.reconcile(s)
+		if rev > 0 && (from == 0 || rev < from) {
+			from = rev
+		}
+		if err != nil {
 			if s.Err() == nil && r.ctx.Err() == nil {
 				r.fail(err)
 				r.pause(&bo, s)
@@ -54,7 +61,10 @@ func (r *Registrar) run() {
 		}
 		bo.Reset()
 		if lost {
-			lost = false
+			if from > 0 {
+				r.rewatch(from)
+			}
+			lost, from = false, 0
 			r.ev.emit(Event{Kind: EventRestored, Lease: s.Lease()})
 		}
 		r.retire()
@@ -80,15 +90,36 @@ func (r *Registrar) fail(err error) {
 }
 
 // grant starts a session on a new lease. One attempt may wait up to a TTL
-// for etcd to answer; the client reconnects meanwhile.
+// for etcd to answer, while the client reconnects.
 func (r *Registrar) grant() (*session.Session, error) {
 	ctx, cancel := context.WithTimeout(r.ctx, r.opts.ttl)
-	defer cancel()
+	var wg sync.WaitGroup
+	wg.Go(func() { r.nudge(ctx) })
 	s, err := session.New(clientv3.WithRequireLeader(ctx), r.cli, session.WithTTL(r.opts.ttl))
+	cancel()
+	wg.Wait()
 	if err != nil {
 		return nil, fmt.Errorf("registry: %w", err)
 	}
 	return s, nil
+}
+
+// nudge makes the client retry its connection at the registrar's backoff
+// pace until ctx ends. gRPC's own reconnect backoff grows to two minutes,
+// so after an outage of a few seconds the client would otherwise find etcd
+// back only seconds after it was, which the requests waiting for a
+// connection (the grant) would wait out.
+func (r *Registrar) nudge(ctx context.Context) {
+	conn := r.cli.ActiveConnection()
+	if conn == nil {
+		return
+	}
+	bo := r.opts.backoff
+	for backoff.Sleep(ctx, bo.Next()) == nil {
+		if conn.GetState() == connectivity.TransientFailure {
+			conn.ResetConnectBackoff()
+		}
+	}
 }
 
 // publish makes s the current session, waking writers waiting for a lease.
@@ -164,8 +195,9 @@ func (r *Registrar) checkDeleted(s *session.Session) {
 }
 
 // reconcile writes every entry that is not in place under s, then updates
-// the health. It returns an error if etcd could not be written.
-func (r *Registrar) reconcile(s *session.Session) error {
+// the health. It returns the lowest revision it wrote at (0 if none), and
+// an error if etcd could not be written.
+func (r *Registrar) reconcile(s *session.Session) (int64, error) {
 	lease := s.Lease()
 	r.mu.Lock()
 	var todo []*entry
@@ -175,18 +207,24 @@ func (r *Registrar) reconcile(s *session.Session) error {
 		}
 	}
 	r.mu.Unlock()
+	var from int64
 	for start := 0; start < len(todo); start += batch {
-		if err := r.rewrite(s, todo[start:min(start+batch, len(todo))]); err != nil {
-			return err
+		rev, err := r.rewrite(s, todo[start:min(start+batch, len(todo))])
+		if rev > 0 && (from == 0 || rev < from) {
+			from = rev
+		}
+		if err != nil {
+			return from, err
 		}
 	}
 	r.settle(s)
-	return nil
+	return from, nil
 }
 
 // rewrite writes a batch of entries under s in one transaction, holding
-// their locks so that no user write interleaves.
-func (r *Registrar) rewrite(s *session.Session, part []*entry) error {
+// their locks so that no user write interleaves. It returns the lowest
+// revision written at.
+func (r *Registrar) rewrite(s *session.Session, part []*entry) (int64, error) {
 	ctx, cancel := opContext(r.ctx, s)
 	defer cancel()
 	var held []*entry
@@ -197,7 +235,7 @@ func (r *Registrar) rewrite(s *session.Session, part []*entry) error {
 	}()
 	for _, e := range part {
 		if err := e.acquire(ctx); err != nil {
-			return fmt.Errorf("registry: restore: %w", err)
+			return 0, fmt.Errorf("registry: restore: %w", err)
 		}
 		held = append(held, e)
 	}
@@ -215,25 +253,29 @@ func (r *Registrar) rewrite(s *session.Session, part []*entry) error {
 	}
 	r.mu.Unlock()
 	if len(ws) == 0 {
-		return nil
+		return 0, nil
 	}
 	res, err := writeAll(ctx, r.cli, ws, lease, r.owns)
 	if err != nil {
 		if errors.Is(err, rpctypes.ErrLeaseNotFound) {
 			s.Renew(ctx) // ends s with ErrLeaseGone
 		}
-		return fmt.Errorf("registry: restore: %w", err)
+		return 0, fmt.Errorf("registry: restore: %w", err)
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	var from int64
 	for i, e := range es {
 		if res[i].err != nil {
 			r.conflictLocked(e, res[i].err, lease)
-		} else {
-			r.wroteLocked(e, lease, res[i].rev)
+			continue
+		}
+		r.wroteLocked(e, lease, res[i].rev)
+		if from == 0 || res[i].rev < from {
+			from = res[i].rev
 		}
 	}
-	return nil
+	return from, nil
 }
 
 // settle sets the health from the entries: healthy when every registered

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -176,7 +177,9 @@ func (r *Registrar) Instances() []roster.Instance {
 	out := make([]roster.Instance, 0, r.count)
 	for _, e := range r.entries {
 		if e.registered {
-			out = append(out, e.inst)
+			inst := e.inst
+			inst.Metadata = maps.Clone(inst.Metadata)
+			out = append(out, inst)
 		}
 	}
 	slices.SortFunc(out, func(a, b roster.Instance) int {
@@ -276,6 +279,7 @@ func (r *Registrar) put(ctx context.Context, e *entry, next func(*entry) (roster
 		r.mu.Lock()
 		unchanged := e.registered && e.val == val && e.inPlace(lease)
 		if unchanged {
+			inst.Metadata = maps.Clone(inst.Metadata)
 			e.inst = inst
 		}
 		r.mu.Unlock()
@@ -292,6 +296,10 @@ func (r *Registrar) put(ctx context.Context, e *entry, next func(*entry) (roster
 			return fmt.Errorf("registry: write %s: %w", e.key, err)
 		}
 		r.mu.Lock()
+		if r.closed { // the lease is revoked or about to be
+			r.mu.Unlock()
+			return ErrClosed
+		}
 		if err := res[0].err; err != nil {
 			if e.registered { // someone took our key
 				r.conflictLocked(e, err, lease)
@@ -300,6 +308,7 @@ func (r *Registrar) put(ctx context.Context, e *entry, next func(*entry) (roster
 			return err
 		}
 		first := !e.registered
+		inst.Metadata = maps.Clone(inst.Metadata) // the caller may reuse its map
 		e.inst, e.val, e.registered = inst, val, true
 		r.wroteLocked(e, lease, res[0].rev)
 		if first {
@@ -398,7 +407,10 @@ func (r *Registrar) dropLocked(e *entry) {
 
 // wroteLocked records that e's value was written under lease at rev.
 func (r *Registrar) wroteLocked(e *entry, lease clientv3.LeaseID, rev int64) {
-	e.lease, e.rev = lease, max(e.rev, rev)
+	// Writes of one entry are serialized, so rev is its latest; it is not
+	// maxed with the previous one because a cluster restored from a
+	// snapshot may count revisions anew.
+	e.lease, e.rev = lease, rev
 	e.gone, e.conflict = false, nil
 	if e.reported {
 		e.reported = false

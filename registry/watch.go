@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -29,6 +31,21 @@ func (r *Registrar) watchLocked(service string, rev int64) {
 	r.watches[service] = cancel
 	r.wg.Add(1)
 	go r.watch(ctx, service, rev+1)
+}
+
+// rewatch restarts every watch at revision from, after a new lease's
+// writes. A watch that survived the loss would do, unless etcd was
+// restored from a snapshot: its revisions then start over below the
+// watch's next revision, and the watch would wait for a revision that
+// means something else now.
+func (r *Registrar) rewatch(from int64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, service := range slices.Collect(maps.Keys(r.watches)) {
+		r.watches[service]()
+		delete(r.watches, service)
+		r.watchLocked(service, from-1)
+	}
 }
 
 // watch follows one service's prefix until ctx ends, resuming after
