@@ -67,7 +67,8 @@ type Stats struct {
 	// Lists counts full reads of the service: the first sync and every
 	// re-list after a compaction, a broken or silent watch.
 	Lists uint64
-	// Restarts counts how often the watch ended and had to be recreated.
+	// Restarts counts failed attempts to list or watch: each is followed
+	// by a new list (after a backoff, unless the watch was compacted).
 	Restarts uint64
 	// Skipped counts keys or values under the prefix that were not valid
 	// instances, each time they were read.
@@ -94,6 +95,13 @@ func (c *Cache) Subscribe() *Subscription {
 func (c *Cache) Close() error {
 	c.once.Do(func() {
 		close(c.closed)
+		c.w.subMu.Lock()
+		for sub := range c.w.subs {
+			if sub.c == c {
+				delete(c.w.subs, sub)
+			}
+		}
+		c.w.subMu.Unlock()
 		c.d.release(c.w)
 	})
 	return nil

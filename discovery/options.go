@@ -71,6 +71,11 @@ func WithNamespace(ns string) Option { return func(c *config) { c.namespace = ns
 // without knowing it (about twice the interval), at the cost of one small
 // read per idle interval per service. Non-positive values mean
 // DefaultProgressInterval.
+//
+// Progress requests go to the client's watch stream for contexts made
+// with clientv3.WithRequireLeader, and etcd answers them on every watch of
+// that stream: your own watches on the same client with such a context
+// may see extra progress notifications (WatchResponse.IsProgressNotify).
 func WithProgressInterval(d time.Duration) Option {
 	return func(c *config) { c.progressInterval = d }
 }
