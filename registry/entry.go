@@ -2,6 +2,7 @@ package registry
 
 import (
 	"context"
+	"fmt"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
@@ -72,4 +73,69 @@ func (e *entry) stale(lease clientv3.LeaseID) bool {
 		return false
 	}
 	return e.conflict == nil || e.conflictLease != lease
+}
+
+// lookup returns the entry of key, creating it if create is set and there
+// is none; fresh reports a created entry, which is returned locked.
+func (r *Registrar) lookup(key, service, id string, create bool) (e *entry, fresh bool, err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return nil, false, ErrClosed
+	}
+	if e := r.entries[key]; e != nil {
+		return e, false, nil
+	}
+	if !create {
+		return nil, false, fmt.Errorf("%w: %s/%s", ErrNotRegistered, service, id)
+	}
+	e = newEntry(key, service, id)
+	e.lock <- struct{}{}
+	r.entries[key] = e
+	r.services[service]++
+	return e, true, nil
+}
+
+// dropLocked removes e from the registrar and stops its service's watch if
+// e was the last instance of the service.
+func (r *Registrar) dropLocked(e *entry) {
+	if e.removed {
+		return
+	}
+	e.removed = true
+	delete(r.entries, e.key)
+	if e.registered {
+		r.count--
+	}
+	if r.services[e.service]--; r.services[e.service] <= 0 {
+		delete(r.services, e.service)
+		if stop := r.watches[e.service]; stop != nil {
+			stop()
+			delete(r.watches, e.service)
+		}
+	}
+}
+
+// wroteLocked records that e's value was written under lease at rev.
+func (r *Registrar) wroteLocked(e *entry, lease clientv3.LeaseID, rev int64) {
+	// Writes of one entry are serialized, so rev is its latest; it is not
+	// maxed with the previous one because a cluster restored from a
+	// snapshot may count revisions anew.
+	e.lease, e.rev = lease, rev
+	e.gone, e.conflict = false, nil
+	if e.reported {
+		e.reported = false
+		r.ev.emit(Event{Kind: EventRestored, Service: e.service, ID: e.id, Lease: lease})
+	}
+}
+
+// conflictLocked records that another owner holds e's key; found under
+// lease. It is reported once per conflict.
+func (r *Registrar) conflictLocked(e *entry, err error, lease clientv3.LeaseID) {
+	again := e.conflict != nil
+	e.lease, e.conflict, e.conflictLease = 0, err, lease
+	r.setHealthLocked(false, err)
+	if !again {
+		r.ev.emit(Event{Kind: EventError, Service: e.service, ID: e.id, Lease: lease, Err: err})
+	}
 }

@@ -1,0 +1,168 @@
+package registry
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/rosterkit/roster"
+	"github.com/rosterkit/roster/session"
+)
+
+// A write from the API (Register, Update, Drain) locks its entry, waits
+// for a live lease, and writes once; if the lease turns out to be gone it
+// waits for the recovery loop's next lease and writes again.
+
+// apply writes the value next computes into the entry of service/id, with
+// the entry locked. create allows a new entry; val is next's value encoded,
+// or "" to encode it here.
+func (r *Registrar) apply(ctx context.Context, service, id string, create bool, next func(*entry) (roster.Instance, error), val string) error {
+	key, err := r.key(service, id)
+	if err != nil {
+		return err
+	}
+	for {
+		e, fresh, err := r.lookup(key, service, id, create)
+		if err != nil {
+			return err
+		}
+		if !fresh { // a fresh entry is returned locked
+			if err := e.acquire(ctx); err != nil {
+				return fmt.Errorf("registry: %s/%s: %w", service, id, err)
+			}
+		}
+		r.mu.Lock()
+		removed := e.removed
+		r.mu.Unlock()
+		if removed { // deregistered meanwhile: start over
+			e.unlock()
+			continue
+		}
+		err = r.put(ctx, e, next, val)
+		if err != nil && fresh {
+			r.mu.Lock()
+			r.dropLocked(e)
+			r.mu.Unlock()
+		}
+		e.unlock()
+		return err
+	}
+}
+
+// put writes an entry the caller holds locked under the live lease.
+func (r *Registrar) put(ctx context.Context, e *entry, next func(*entry) (roster.Instance, error), val string) error {
+	inst, err := next(e)
+	if err != nil {
+		return err
+	}
+	if val == "" {
+		b, err := roster.EncodeInstance(inst)
+		if err != nil {
+			return fmt.Errorf("registry: %s: %w", e.key, err)
+		}
+		val = string(b)
+	}
+	for {
+		s, err := r.liveSession(ctx)
+		if err != nil {
+			return err
+		}
+		lease := s.Lease()
+		r.mu.Lock()
+		unchanged := e.registered && e.val == val && e.inPlace(lease)
+		if unchanged {
+			inst.Metadata = maps.Clone(inst.Metadata)
+			e.inst = inst
+		}
+		r.mu.Unlock()
+		if unchanged {
+			return nil
+		}
+		octx, cancel := opContext(ctx, s)
+		res, err := writeAll(octx, r.cli, []write{{key: e.key, val: val}}, lease, r.owns)
+		cancel()
+		if err != nil {
+			if r.sessionEnded(ctx, s, err) {
+				continue // wait for the new lease and write again
+			}
+			return fmt.Errorf("registry: write %s: %w", e.key, err)
+		}
+		r.mu.Lock()
+		if r.closed { // the lease is revoked or about to be
+			r.mu.Unlock()
+			return ErrClosed
+		}
+		if err := res[0].err; err != nil {
+			if e.registered { // someone took our key
+				r.conflictLocked(e, err, lease)
+			}
+			r.mu.Unlock()
+			return err
+		}
+		first := !e.registered
+		inst.Metadata = maps.Clone(inst.Metadata) // the caller may reuse its map
+		e.inst, e.val, e.registered = inst, val, true
+		r.wroteLocked(e, lease, res[0].rev)
+		if first {
+			r.count++
+			r.watchLocked(e.service, res[0].rev)
+		}
+		r.mu.Unlock()
+		if first {
+			r.ev.emit(Event{Kind: EventRegistered, Service: e.service, ID: e.id, Lease: lease})
+		}
+		return nil
+	}
+}
+
+// sessionEnded reports whether a write with s failed because s ended (or
+// just did: etcd says the lease is gone), so the caller should wait for the
+// next lease rather than fail.
+func (r *Registrar) sessionEnded(ctx context.Context, s *session.Session, err error) bool {
+	if errors.Is(err, rpctypes.ErrLeaseNotFound) {
+		s.Renew(ctx) // ends s with ErrLeaseGone
+	}
+	return s.Err() != nil && ctx.Err() == nil
+}
+
+// liveSession returns the current lease's session, waiting while there is
+// none (before the first grant, or while one is being restored).
+func (r *Registrar) liveSession(ctx context.Context) (*session.Session, error) {
+	for {
+		r.mu.Lock()
+		if r.closed {
+			r.mu.Unlock()
+			return nil, ErrClosed
+		}
+		s, changed, herr := r.sess, r.changed, r.health.err
+		if !r.started {
+			r.started = true
+			close(r.wake)
+		}
+		r.mu.Unlock()
+		if s != nil && s.Err() == nil {
+			return s, nil
+		}
+		select {
+		case <-changed:
+		case <-r.ctx.Done():
+			return nil, ErrClosed
+		case <-ctx.Done():
+			if herr != nil {
+				return nil, fmt.Errorf("registry: no live lease: %w (last error: %v)", ctx.Err(), herr)
+			}
+			return nil, fmt.Errorf("registry: no live lease: %w", ctx.Err())
+		}
+	}
+}
+
+// opContext bounds an etcd call made under s: it fails fast when the
+// member has no leader, and gives up when s is presumed lost, since a
+// write under a lost lease is worthless.
+func opContext(ctx context.Context, s *session.Session) (context.Context, context.CancelFunc) {
+	return context.WithDeadline(clientv3.WithRequireLeader(ctx), s.Deadline())
+}
