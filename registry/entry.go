@@ -2,6 +2,7 @@ package registry
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -48,14 +49,20 @@ func newEntry(key, service, id string) *entry {
 	return &entry{key: key, service: service, id: id, lock: make(chan struct{}, 1)}
 }
 
-func (e *entry) acquire(ctx context.Context) error {
+// acquire locks e, giving up when ctx ends or abort is closed.
+func (e *entry) acquire(ctx context.Context, abort <-chan struct{}) error {
 	select {
 	case e.lock <- struct{}{}:
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
+	case <-abort:
+		return errAborted
 	}
 }
+
+// errAborted reports a lock given up because the lease it was for ended.
+var errAborted = errors.New("registry: lease ended while waiting")
 
 func (e *entry) unlock() { <-e.lock }
 

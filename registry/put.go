@@ -31,7 +31,7 @@ func (r *Registrar) apply(ctx context.Context, service, id string, create bool, 
 			return err
 		}
 		if !fresh { // a fresh entry is returned locked
-			if err := e.acquire(ctx); err != nil {
+			if err := e.acquire(ctx, nil); err != nil {
 				return fmt.Errorf("registry: %s/%s: %w", service, id, err)
 			}
 		}

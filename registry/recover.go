@@ -190,7 +190,9 @@ func (r *Registrar) rewrite(s *session.Session, part []*entry) (int64, error) {
 		}
 	}()
 	for _, e := range part {
-		if err := e.acquire(ctx); err != nil {
+		// A user's write may hold e while it waits for a lease newer than
+		// s: give up as soon as s ends, or both would wait.
+		if err := e.acquire(ctx, s.Done()); err != nil {
 			return 0, fmt.Errorf("registry: restore: %w", err)
 		}
 		held = append(held, e)

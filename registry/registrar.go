@@ -135,7 +135,7 @@ func (r *Registrar) Deregister(ctx context.Context, service, id string) error {
 		if err != nil {
 			return err
 		}
-		if err := e.acquire(ctx); err != nil {
+		if err := e.acquire(ctx, nil); err != nil {
 			return fmt.Errorf("registry: deregister %s/%s: %w", service, id, err)
 		}
 		r.mu.Lock()
