@@ -267,3 +267,23 @@ func TestNewValidatesOptions(t *testing.T) {
 	_, err = registry.New(nil)
 	assert.Error(t, err)
 }
+
+func TestNamespace(t *testing.T) {
+	ctx := testCtx(t)
+	m := etcdtest.Start(t)
+	plain := m.Client()
+	r := newRegistrar(t, m.Client(), registry.WithNamespace("/apps/blue"))
+	require.NoError(t, r.Register(ctx, instance("users", "a")))
+	resp, err := plain.Get(ctx, "/apps/blue/services/users/a")
+	require.NoError(t, err)
+	require.Len(t, resp.Kvs, 1)
+	assert.Nil(t, get(t, plain, "users", "a"), "nothing in the default namespace")
+
+	// Healing works in the namespace too.
+	_, err = plain.Delete(ctx, "/apps/blue/services/users/a")
+	require.NoError(t, err)
+	until(t, 2*time.Second, func() bool {
+		resp, err := plain.Get(ctx, "/apps/blue/services/users/a")
+		return err == nil && len(resp.Kvs) == 1
+	}, "written back in its namespace")
+}
