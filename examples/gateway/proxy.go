@@ -35,7 +35,7 @@ func newProxy(rt *router) http.Handler {
 			pr.Out.URL.RawPath = ""
 			pr.Out.Host = "" // the instance's own address
 		},
-		Transport:    &pickingTransport{base: http.DefaultTransport.(*http.Transport).Clone()},
+		Transport:    &pickingTransport{base: upstreamTransport()},
 		ErrorHandler: proxyError,
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -51,6 +51,16 @@ func newProxy(rt *router) http.Handler {
 		}
 		rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), routeKey{}, rte)))
 	})
+}
+
+// upstreamTransport keeps enough idle connections per instance for a busy
+// gateway: the default of 2 would close and reopen connections under any
+// concurrency, costing a handshake per request.
+func upstreamTransport() *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConns = 1024
+	t.MaxIdleConnsPerHost = 256
+	return t
 }
 
 // pickingTransport chooses the instance for each attempt. An attempt that
