@@ -56,7 +56,7 @@ func TestTLS(t *testing.T) {
 			requireHandshakeRefused(t, addr, tc)
 		}
 		cli := tlsClient(t, c.Endpoints()[:1], tc)
-		_, err := cli.Get(ctxT(t, 2*time.Second), "k")
+		_, err := cli.Get(ctxT(t, time.Second), "k")
 		require.Error(t, err)
 	})
 
@@ -70,7 +70,7 @@ func TestTLS(t *testing.T) {
 
 	t.Run("PlainTextRefused", func(t *testing.T) {
 		cli := etcdtest.NewClient(t, "http://"+hostport(t, c.Members[0].Endpoints()[0]))
-		_, err := cli.Get(ctxT(t, 2*time.Second), "k")
+		_, err := cli.Get(ctxT(t, time.Second), "k")
 		require.Error(t, err)
 	})
 }
