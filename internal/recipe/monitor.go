@@ -116,18 +116,18 @@ func (m *Monitor) watch(from int64) {
 // watch fails. If writes landed before the watch was created, it reads the
 // key and asks, while insist holds, to watch again from a fresher revision.
 func (m *Monitor) follow(from int64, insist bool) (int64, error) {
-	w := watchDeletes(m.ctx, m.cli, from, m.key)
+	w := watchDeletions(m.ctx, m.cli, from, m.key)
 	defer w.close()
 	for {
 		select {
-		case n := <-w.notes:
-			deleted, err := w.take(n)
+		case resp, ok := <-w.ch:
+			deleted, err := w.take(resp, ok)
 			switch {
 			case err != nil:
 				return 0, err
-			case deleted != "":
+			case len(deleted) > 0:
 				return 0, ErrKeyDeleted
-			case !insist || !n.resp.Created || w.synced():
+			case !insist || !resp.Created || w.synced():
 				continue
 			}
 			next, err := m.read()

@@ -15,27 +15,42 @@ import (
 )
 
 const (
-	// maxResyncs bounds how often a wait re-opens its watches when writes
-	// keep landing between a read and the watches' creation; after that it
-	// keeps watches the server catches up within its 100 ms sync period.
+	// maxResyncs bounds how often a wait re-opens its watch when writes
+	// keep landing between a read and the watch's creation; after that it
+	// keeps a watch the server catches up within its 100 ms sync period.
 	maxResyncs = 3
 	// renewTimeout bounds the renewal that tells whether a deleted key took
 	// its lease with it.
 	renewTimeout = time.Second
 )
 
-// errResync asks for the watches to be re-opened from a fresher revision.
+// errResync asks for the watch to be re-opened from a fresher revision.
 var errResync = errors.New("resync")
 
-// state is a consistent read of the queue: our key still held e.Rev at
-// store revision rev, and blockers stood between it and its turn.
+// state is a consistent read of the queue at store revision rev: our key
+// still held e.Rev, before are the keys queued before it (the Last of
+// them, oldest first; all of them if complete), and blockers is what the
+// rule made of them.
 type state struct {
 	rev      int64
+	before   []*mvccpb.KeyValue
+	complete bool
 	blockers []*mvccpb.KeyValue
 }
 
+// watched is the keys a wait follows. Knowing every key before ours, it
+// follows them all and can tell our turn from their deletions alone, since
+// no key created later can come before ours; otherwise it follows the
+// blockers and reads again when one goes.
+func (st state) watched() []*mvccpb.KeyValue {
+	if st.complete {
+		return st.before
+	}
+	return st.blockers
+}
+
 // Wait blocks until it is e's turn under r and returns the store revision
-// at which that was read: e's key still existed with e.Rev, nothing blocked
+// at which that held: e's key still existed with e.Rev and nothing blocked
 // it. It returns an error if ctx is done, the session ends, or e's key is
 // deleted (ErrKeyDeleted; never success without the key, etcd #11051).
 //
@@ -46,12 +61,14 @@ type state struct {
 // the lease enqueues again (which re-uses it). Once the session has ended,
 // nobody renews its lease and the key goes with it.
 //
-// Wait watches only the keys r returns and e's own key, from the read's
-// revision + 1, so the server registers its watches in sync and delivers
-// the deletion it waits for at once. etcd's own recipes watch from the
-// read's revision itself, which the server serves from a catch-up loop
-// that runs every 100 ms. Writes that land between the read and the
-// watches' creation are caught by reading again once they exist.
+// Wait watches only the keys that must go away, and e's own key, in one
+// watch from the read's revision + 1, so the server registers it in sync
+// and delivers the deletion it waits for at once; etcd's own recipes watch
+// from the read's revision itself, which the server serves from a catch-up
+// loop that runs every 100 ms. Writes that land between the read and the
+// watch's creation are caught by reading again once it exists. When the
+// read saw every key before e's, the deletions alone tell when it is e's
+// turn, and the hand-over costs no further read.
 func (q Queue) Wait(ctx context.Context, s *session.Session, e Entry, r Rule) (int64, error) {
 	bctx, stop := bound(ctx, s)
 	rev, err := q.wait(bctx, s, e, r)
@@ -99,39 +116,55 @@ func (q Queue) wait(ctx context.Context, s *session.Session, e Entry, r Rule) (i
 	}
 }
 
-// await watches the blockers of st and e's own key until something
-// changes, and returns the state read after that change.
+// await watches until the state of st changes and returns the new state:
+// derived from the deletions seen when st was complete, read otherwise.
 func (q Queue) await(ctx context.Context, s *session.Session, e Entry, r Rule, st state, insist bool) (state, error) {
 	keys := []string{e.Key}
-	for _, kv := range st.blockers {
+	for _, kv := range st.watched() {
 		keys = append(keys, string(kv.Key))
 	}
-	w := watchDeletes(ctx, q.Client, st.rev+1, keys...)
+	w := watchDeletions(ctx, q.Client, st.rev+1, keys...)
 	defer w.close()
 	for {
 		select {
-		case n := <-w.notes:
-			deleted, err := w.take(n)
-			switch {
-			case err != nil:
+		case resp, ok := <-w.ch:
+			deleted, err := w.take(resp, ok)
+			if err != nil {
 				return st, err
-			case deleted == e.Key:
+			}
+			if resp.Created {
+				if w.synced() {
+					continue
+				}
+				// Writes landed between the read and the watch: read again,
+				// now that the watch covers everything after st.rev.
+				next, err := q.check(ctx, e, r)
+				if err != nil || len(next.blockers) == 0 {
+					return next, err
+				}
+				if insist || !sameKeys(next.watched(), st.watched()) {
+					return next, errResync
+				}
+				continue // same keys: this watch sees their deletion, if later
+			}
+			if slices.Contains(deleted, e.Key) {
 				return st, ErrKeyDeleted
-			case deleted != "":
+			}
+			left := slices.DeleteFunc(slices.Clone(st.watched()), func(kv *mvccpb.KeyValue) bool {
+				return slices.Contains(deleted, string(kv.Key))
+			})
+			if len(left) == len(st.watched()) {
+				continue // deletes of other keys in the watched range
+			}
+			if !st.complete {
 				return q.check(ctx, e, r)
-			case !n.resp.Created || !w.established() || w.synced():
-				continue
 			}
-			// Writes landed between the read and the watches: read again,
-			// now that the watches cover everything after st.rev.
-			next, err := q.check(ctx, e, r)
-			if err != nil || len(next.blockers) == 0 {
-				return next, err
+			// Every key before ours is accounted for, up to this response's
+			// revision: the rule decides from what is left.
+			st = state{rev: resp.Header.Revision, before: left, complete: true, blockers: r.Blockers(left)}
+			if len(st.blockers) == 0 {
+				return st, nil
 			}
-			if insist || !sameKeys(next.blockers, st.blockers) {
-				return next, errResync
-			}
-			// Same blockers: these watches see their deletion, if later.
 		case <-s.Done():
 			return st, s.Err()
 		case <-ctx.Done():
@@ -159,9 +192,15 @@ func (q Queue) check(ctx context.Context, e Entry, r Rule) (state, error) {
 	if len(own) == 0 || own[0].CreateRevision != e.Rev {
 		return state{}, ErrKeyDeleted
 	}
-	before := resp.Responses[1].GetResponseRange().GetKvs()
+	rng := resp.Responses[1].GetResponseRange()
+	before := rng.GetKvs()
 	slices.Reverse(before) // oldest first
-	return state{rev: resp.Header.Revision, blockers: r.Blockers(before)}, nil
+	return state{
+		rev:      resp.Header.Revision,
+		before:   before,
+		complete: !rng.GetMore(), // etcd sets More when the limit cut the filtered list
+		blockers: r.Blockers(slices.Clone(before)),
+	}, nil
 }
 
 // keyLost explains the loss of our key. A renewal tells at once whether

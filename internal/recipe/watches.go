@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
+	"slices"
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -14,84 +14,60 @@ import (
 // watches again rather than giving up.
 var errWatch = errors.New("watch failed")
 
-// watches waits for the deletion of some keys: one etcd watch per key,
-// all from the same revision, their responses merged into notes.
+// deletions watches for the deletion of some keys with one etcd watch over
+// the smallest key range that holds them all, from one revision. One
+// watch, not one per key, so that its events arrive in revision order: a
+// delete of our own key is never seen after a later delete of a blocker.
+// Deletes of other keys in the range are ignored by the caller.
 //
-// Every watch asks for its created notification, whose header carries the
+// The watch asks for its created notification, whose header carries the
 // store revision at creation. If that is below from, no write landed since
-// from-1, and the server registered the watch as synced: events reach it at
-// once. Otherwise the server may have filed it as unsynced, to be caught up
-// by a loop that runs every 100 ms.
-type watches struct {
+// from-1, and the server registered the watch as synced: events reach it
+// at once. Otherwise the server may have filed it as unsynced, to be caught
+// up by a loop that runs every 100 ms.
+type deletions struct {
 	from    int64
-	notes   chan note
+	ch      clientv3.WatchChan
 	cancel  context.CancelFunc
-	wg      sync.WaitGroup
-	pending int   // created notifications not yet seen
-	created int64 // highest store revision among them
+	created int64 // store revision at creation; 0 until created
 }
 
-type note struct {
-	key    string
-	resp   clientv3.WatchResponse
-	closed bool
-}
-
-// watchDeletes starts watching keys for deletion from revision from. The
-// watches require an etcd leader, so a member cut off from its cluster
-// fails them instead of leaving them silent.
-func watchDeletes(ctx context.Context, cli *clientv3.Client, from int64, keys ...string) *watches {
+// watchDeletions starts watching keys for deletion from revision from.
+// The watch requires an etcd leader, so a member cut off from its cluster
+// fails it instead of leaving it silent.
+func watchDeletions(ctx context.Context, cli *clientv3.Client, from int64, keys ...string) *deletions {
 	ctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
-	w := &watches{from: from, notes: make(chan note), cancel: cancel, pending: len(keys)}
-	for _, k := range keys {
-		wch := cli.Watch(ctx, k, clientv3.WithRev(from), clientv3.WithFilterPut(), clientv3.WithCreatedNotify())
-		w.wg.Go(func() { w.forward(ctx, k, wch) })
+	lo, hi := slices.Min(keys), slices.Max(keys)
+	opts := []clientv3.OpOption{clientv3.WithRev(from), clientv3.WithFilterPut(), clientv3.WithCreatedNotify()}
+	if hi != lo {
+		opts = append(opts, clientv3.WithRange(hi+"\x00"))
 	}
-	return w
+	return &deletions{from: from, ch: cli.Watch(ctx, lo, opts...), cancel: cancel}
 }
 
-func (w *watches) forward(ctx context.Context, key string, wch clientv3.WatchChan) {
-	for {
-		resp, ok := <-wch
-		select {
-		case w.notes <- note{key: key, resp: resp, closed: !ok}:
-		case <-ctx.Done():
-			return
-		}
-		if !ok {
-			return
-		}
+// take digests one response: it returns the keys it reports deleted, in
+// order, or an error wrapping errWatch if the watch ended.
+func (d *deletions) take(resp clientv3.WatchResponse, ok bool) (deleted []string, err error) {
+	if !ok {
+		return nil, fmt.Errorf("%w: channel closed", errWatch)
 	}
-}
-
-// take digests one note: it returns the key whose deletion it reports, if
-// any, or an error wrapping errWatch if that watch ended.
-func (w *watches) take(n note) (deleted string, err error) {
-	if n.closed {
-		return "", fmt.Errorf("%w: %s: channel closed", errWatch, n.key)
+	if err := resp.Err(); err != nil {
+		return nil, fmt.Errorf("%w: %w", errWatch, err)
 	}
-	if err := n.resp.Err(); err != nil {
-		return "", fmt.Errorf("%w: %s: %w", errWatch, n.key, err)
+	if resp.Created {
+		d.created = resp.Header.Revision
 	}
-	if n.resp.Created {
-		w.pending--
-		w.created = max(w.created, n.resp.Header.Revision)
-	}
-	for _, ev := range n.resp.Events {
+	for _, ev := range resp.Events {
 		if ev.Type == mvccpb.DELETE {
-			return n.key, nil
+			deleted = append(deleted, string(ev.Kv.Key))
 		}
 	}
-	return "", nil
+	return deleted, nil
 }
 
-// established says every watch has been created; synced, that no write
-// landed between revision from-1 and their creation.
-func (w *watches) established() bool { return w.pending == 0 }
-func (w *watches) synced() bool      { return w.created < w.from }
+// synced says no write landed between revision from-1 and the watch's
+// creation. Call it once created.
+func (d *deletions) synced() bool { return d.created < d.from }
 
-// close cancels the watches and waits for their forwarders.
-func (w *watches) close() {
-	w.cancel()
-	w.wg.Wait()
-}
+// close cancels the watch.
+func (d *deletions) close() { d.cancel() }
