@@ -1,0 +1,145 @@
+package election
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/rosterkit/roster"
+	"github.com/rosterkit/roster/internal/keys"
+	"github.com/rosterkit/roster/session"
+)
+
+// releaseTimeout bounds the resignations that Close and Run make on their
+// own account, when the caller's context is gone or not theirs to use.
+const releaseTimeout = 2 * time.Second
+
+// Election is one candidate in the election of a name: it campaigns,
+// leads, and observes who leads. Its keys are those of etcd's own election
+// recipe, so etcd's concurrency.Election and etcdctl elect, given
+// keys.ElectionPfx, take part in the same election.
+//
+// An Election is safe for concurrent use, but campaigns for one candidate
+// at a time (see ErrBusy).
+type Election struct {
+	cli    *clientv3.Client
+	name   string
+	prefix string
+	mgr    *session.Manager
+	ownMgr bool
+
+	ctx    context.Context // cancelled by Close
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // campaigns and observers in flight
+
+	mu          sync.Mutex
+	closed      bool
+	campaigning bool
+	cur         *Leadership
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// New returns a candidate for the election called name, over cli. It
+// checks its arguments and contacts etcd only when asked to campaign or
+// observe.
+func New(cli *clientv3.Client, name string, opts ...Option) (*Election, error) {
+	if cli == nil {
+		return nil, errors.New("election: nil client")
+	}
+	if err := roster.ValidateName("election", name); err != nil {
+		return nil, err
+	}
+	o := newOptions(opts)
+	if err := keys.ValidateNamespace(o.ns); err != nil {
+		return nil, err
+	}
+	e := &Election{cli: cli, name: name, prefix: keys.ElectionPrefix(o.ns, name), mgr: o.mgr}
+	if e.mgr == nil {
+		mgr, err := session.NewManager(cli, session.WithTTL(o.ttl))
+		if err != nil {
+			return nil, fmt.Errorf("election: %w", err)
+		}
+		e.mgr, e.ownMgr = mgr, true
+	}
+	e.ctx, e.cancel = context.WithCancel(context.Background())
+	return e, nil
+}
+
+// Name is the election's name.
+func (e *Election) Name() string { return e.name }
+
+// Prefix is the key prefix of the candidates, with its trailing '/'.
+func (e *Election) Prefix() string { return e.prefix }
+
+// Leader returns the current leader, or ErrNoLeader.
+func (e *Election) Leader(ctx context.Context) (Leader, error) {
+	resp, err := e.cli.Get(ctx, e.prefix, clientv3.WithFirstCreate()...)
+	if err != nil {
+		return Leader{}, fmt.Errorf("election %s: leader: %w", e.name, err)
+	}
+	if len(resp.Kvs) == 0 {
+		return Leader{}, ErrNoLeader
+	}
+	return leaderOf(resp.Kvs[0], resp.Header.Revision), nil
+}
+
+// Close resigns the leadership this Election holds, if any, stops its
+// campaigns and observers and waits for them, and closes its own session
+// Manager (revoking its lease) unless one was given. It is idempotent.
+func (e *Election) Close() error {
+	e.closeOnce.Do(func() {
+		e.mu.Lock()
+		e.closed = true
+		l := e.cur
+		e.mu.Unlock()
+		e.cancel()
+		var errs []error
+		if l != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), releaseTimeout)
+			errs = append(errs, l.release(ctx, ErrClosed))
+			cancel()
+		}
+		e.wg.Wait()
+		if e.ownMgr {
+			errs = append(errs, e.mgr.Close())
+		}
+		e.closeErr = errors.Join(errs...)
+	})
+	return e.closeErr
+}
+
+// start registers a campaign or observer, unless the Election is closed.
+func (e *Election) start() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return false
+	}
+	e.wg.Add(1)
+	return true
+}
+
+// bind returns ctx, also cancelled with ErrClosed as its cause when the
+// Election closes.
+func (e *Election) bind(ctx context.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	stop := context.AfterFunc(e.ctx, func() { cancel(ErrClosed) })
+	return ctx, func() {
+		stop()
+		cancel(context.Canceled)
+	}
+}
+
+// closedErr turns a cancellation caused by Close into ErrClosed.
+func closedErr(ctx context.Context, err error) error {
+	if errors.Is(context.Cause(ctx), ErrClosed) {
+		return ErrClosed
+	}
+	return err
+}

@@ -1,0 +1,34 @@
+package election
+
+import (
+	"errors"
+
+	"github.com/rosterkit/roster/internal/recipe"
+)
+
+var (
+	// ErrNotLeader is returned by a Leadership's fenced writes and Proclaim
+	// once it is no longer the leader: etcd found its key gone or replaced,
+	// or Done was already closed.
+	ErrNotLeader = errors.New("election: not leader")
+
+	// ErrNoLeader is returned by Leader when no candidate is campaigning.
+	ErrNoLeader = errors.New("election: no leader")
+
+	// ErrResigned is a Leadership's Err after Resign.
+	ErrResigned = errors.New("election: resigned")
+
+	// ErrClosed is returned by calls on a closed Election, and is the Err of
+	// a Leadership it resigned on Close.
+	ErrClosed = errors.New("election: closed")
+
+	// ErrBusy is returned by Campaign while this Election already
+	// campaigns or leads. An Election is one candidate: use one per
+	// concurrent campaign.
+	ErrBusy = errors.New("election: already campaigning or leading")
+
+	// ErrKeyDeleted is a Leadership's Err when its key was deleted (by an
+	// operator, or with its lease) while it led. If the lease is known to
+	// be gone too, the error also matches session.ErrLeaseGone.
+	ErrKeyDeleted = recipe.ErrKeyDeleted
+)

@@ -1,0 +1,121 @@
+package election
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/rosterkit/roster/internal/backoff"
+)
+
+// A RunOption configures Run.
+type RunOption func(*runOptions)
+
+type runOptions struct {
+	started   func(*Leadership)
+	stopped   func(error)
+	newLeader func(Leader)
+}
+
+// OnStartedLeading is called with each leadership won, before the work
+// starts.
+func OnStartedLeading(f func(l *Leadership)) RunOption {
+	return func(o *runOptions) { o.started = f }
+}
+
+// OnStoppedLeading is called after each leadership ends and is released,
+// with why it ended (see Leadership.Err).
+func OnStoppedLeading(f func(err error)) RunOption {
+	return func(o *runOptions) { o.stopped = f }
+}
+
+// OnNewLeader is called, from a goroutine of its own, with every state of
+// the election as Observe delivers it, whoever leads.
+func OnNewLeader(f func(Leader)) RunOption {
+	return func(o *runOptions) { o.newLeader = f }
+}
+
+// Run keeps this candidate in the election until ctx is done: it
+// campaigns, runs work while leading, then resigns and campaigns again.
+//
+// work gets a context that is cancelled the moment leadership is lost (see
+// Leadership.Done) or ctx is done, and the Leadership for fencing its
+// writes. When work returns, Run resigns at once, so the next candidate
+// takes over within a round trip, not a TTL. If work returns an error while
+// still leading, Run resigns and returns that error; otherwise it
+// campaigns again, on a fresh session if the last one ended.
+//
+// Run returns ctx's error once ctx is done (after resigning), or ErrClosed
+// if the Election is closed. Failed campaigns are retried with backoff.
+func (e *Election) Run(ctx context.Context, value string, work func(ctx context.Context, l *Leadership) error, opts ...RunOption) error {
+	var o runOptions
+	for _, f := range opts {
+		f(&o)
+	}
+	if o.newLeader != nil {
+		octx, cancel := context.WithCancel(ctx)
+		var wg sync.WaitGroup
+		defer wg.Wait()
+		defer cancel()
+		states := e.Observe(octx)
+		wg.Go(func() {
+			for s := range states {
+				o.newLeader(s)
+			}
+		})
+	}
+	bo := backoff.Backoff{Min: 100 * time.Millisecond, Max: 5 * time.Second}
+	for {
+		l, err := e.Campaign(ctx, value)
+		switch {
+		case err == nil:
+			bo.Reset()
+			if err := e.lead(ctx, l, work, &o); err != nil {
+				return err
+			}
+		case errors.Is(err, ErrClosed), errors.Is(err, ErrBusy):
+			return err
+		case ctx.Err() != nil:
+			return ctx.Err()
+		default:
+			if err := backoff.Sleep(ctx, bo.Next()); err != nil {
+				return err
+			}
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+	}
+}
+
+// lead runs work for one leadership and releases it.
+func (e *Election) lead(ctx context.Context, l *Leadership, work func(context.Context, *Leadership) error, o *runOptions) error {
+	if o.started != nil {
+		o.started(l)
+	}
+	wctx, cancel := context.WithCancelCause(ctx)
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		select {
+		case <-l.Done():
+			cancel(l.Err())
+		case <-wctx.Done():
+		}
+	})
+	werr := work(wctx, l)
+	cancel(nil)
+	wg.Wait()
+	lost := l.Err() != nil
+
+	rctx, rcancel := context.WithTimeout(context.Background(), releaseTimeout)
+	_ = l.Resign(rctx) // if it fails, the key goes with the session
+	rcancel()
+	if o.stopped != nil {
+		o.stopped(l.Err())
+	}
+	if werr != nil && !lost && ctx.Err() == nil {
+		return werr
+	}
+	return nil
+}
