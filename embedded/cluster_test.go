@@ -2,6 +2,7 @@ package embedded_test
 
 import (
 	"context"
+	"net"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -45,6 +46,17 @@ func TestCluster(t *testing.T) {
 	})
 
 	t.Run("JoinAndLeave", func(t *testing.T) {
+		// A member that cannot start is taken out of the cluster again.
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		require.NoError(t, err)
+		_, err = embedded.Join(ctx, cli, embedded.WithName("clash"), embedded.WithPeerAddr(l.Addr().String()))
+		l.Close()
+		require.ErrorIs(t, err, embedded.ErrPortInUse)
+		for _, m := range c.Members {
+			require.Eventually(t, func() bool { return len(m.Server().Members()) == 3 },
+				10*time.Second, 10*time.Millisecond, "%s still lists the member that failed to join", m.Server().Name())
+		}
+
 		joined, err := embedded.Join(ctx, cli,
 			embedded.WithName("joiner"), embedded.WithDataDir(filepath.Join(t.TempDir(), "joiner")))
 		require.NoError(t, err)

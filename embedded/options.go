@@ -114,12 +114,26 @@ func WithCluster(token string, members ...Member) Option {
 	}
 }
 
-// WithLogger sends etcd's logs to lg. By default they are discarded.
-func WithLogger(lg *zap.Logger) Option { return func(c *config) { c.logger = lg } }
+// WithLogger sends etcd's logs to lg. By default, or with nil, they are
+// discarded.
+func WithLogger(lg *zap.Logger) Option {
+	return func(c *config) {
+		c.logger = lg
+		if lg == nil {
+			c.logger = zap.NewNop()
+		}
+	}
+}
 
-// WithSlogLogger sends etcd's logs to lg. By default they are discarded.
+// WithSlogLogger sends etcd's logs to lg. By default, or with nil, they are
+// discarded.
 func WithSlogLogger(lg *slog.Logger) Option {
-	return func(c *config) { c.logger = zap.New(slogCore{h: lg.Handler()}) }
+	return func(c *config) {
+		c.logger = zap.NewNop()
+		if lg != nil {
+			c.logger = zap.New(slogCore{h: lg.Handler()})
+		}
+	}
 }
 
 // WithAutoCompaction keeps about retention of history: etcd periodically

@@ -14,6 +14,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/goleak"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 
@@ -57,6 +58,7 @@ func TestSingleMemberPutGetClose(t *testing.T) {
 // that Close frees both ports at once, and that it is idempotent and safe to
 // call from several goroutines.
 func TestCloseWithConnectedClients(t *testing.T) {
+	before := goleak.IgnoreCurrent()
 	ctx := ctxT(t, 30*time.Second)
 	s, err := embedded.Start(ctx)
 	require.NoError(t, err)
@@ -113,6 +115,10 @@ func TestCloseWithConnectedClients(t *testing.T) {
 		require.NoError(t, err, "port %s still held after Close", addr)
 		l.Close()
 	}
+
+	wcancel()
+	require.NoError(t, cli.Close())
+	require.NoError(t, goleak.Find(before), "goroutines left after Close and the client's Close")
 }
 
 func TestParallelStartsDoNotClash(t *testing.T) {
@@ -242,6 +248,14 @@ func TestSlogLoggerReceivesRecords(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, s.Close())
 	require.True(t, h.has("closed etcd server", "name", "logged"), "records: %d", h.len())
+}
+
+func TestNilLoggersDiscard(t *testing.T) {
+	for _, opt := range []embedded.Option{embedded.WithLogger(nil), embedded.WithSlogLogger(nil)} {
+		s, err := embedded.Start(ctxT(t, 30*time.Second), opt)
+		require.NoError(t, err)
+		require.NoError(t, s.Close())
+	}
 }
 
 func TestZapLoggerReceivesRecords(t *testing.T) {
