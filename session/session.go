@@ -100,12 +100,15 @@ func (s *Session) Renew(ctx context.Context) error {
 // Close stops renewing and revokes the lease, so that every key attached to
 // it disappears now rather than after the TTL. It waits for the background
 // renewal to stop; it is idempotent. A failed revoke is returned, and the
-// lease then expires by itself.
+// lease then expires by itself, as it does when the client is closed already.
 func (s *Session) Close() error {
 	s.closeOnce.Do(func() {
 		s.end(ErrClosed)
 		s.cancel()
 		s.wg.Wait()
+		if s.cli.Ctx().Err() != nil {
+			return // the client is closed: nothing can be sent; the lease expires by itself
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), min(s.opts.ttl, 2*time.Second))
 		defer cancel()
 		if _, err := s.cli.Revoke(ctx, s.id); err != nil && !errors.Is(err, rpctypes.ErrLeaseNotFound) {

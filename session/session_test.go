@@ -158,3 +158,15 @@ func TestManagerSharesAndReplacesSessions(t *testing.T) {
 	require.NoError(t, err)
 	require.LessOrEqual(t, ttl.TTL, int64(0), "Close revoked the lease")
 }
+
+func TestCloseAfterClientClosedReturnsAtOnce(t *testing.T) {
+	ctx := testCtx(t)
+	m := etcdtest.Start(t)
+	cli := etcdtest.NewClient(t, m.Endpoints()...)
+	s, err := session.New(ctx, cli)
+	require.NoError(t, err)
+	require.NoError(t, cli.Close())
+	start := time.Now()
+	require.NoError(t, s.Close())
+	require.Less(t, time.Since(start), 500*time.Millisecond, "Close must not retry on a closed client")
+}
