@@ -136,3 +136,17 @@ func TestLastInstanceIsNeverEjected(t *testing.T) {
 	assert.True(t, q.ejectedUntil("i00000").IsZero())
 	assert.True(t, q.ejectedUntil("i00001").IsZero())
 }
+
+func TestEjectedReportsTheCoolDown(t *testing.T) {
+	clock := &fakeClock{now: time.Unix(1000, 0)}
+	p := NewRoundRobin(newStatic(nInstances(2)...), WithEjection(1, 10*time.Second), WithClock(clock.Now))
+	pk, err := p.Pick()
+	require.NoError(t, err)
+	bad := pk.Instance.ID
+	require.False(t, p.Ejected(bad))
+	pk.Done(errDown)
+	require.True(t, p.Ejected(bad), "ejected after one failure")
+	clock.Advance(10 * time.Second)
+	require.False(t, p.Ejected(bad), "back after the cool-down")
+	require.False(t, p.Ejected("unknown"))
+}

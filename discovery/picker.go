@@ -179,10 +179,16 @@ func (b *base) Inflight(id string) int64 {
 	return 0
 }
 
+// Ejected reports whether the instance with the given ID is sitting out an
+// ejection cool-down in this picker, for status pages and metrics.
+func (b *base) Ejected(id string) bool {
+	return b.ejectedUntil(id).After(b.cfg.now())
+}
+
 // nowNano reads the picker's clock.
 func (b *base) nowNano() int64 { return b.cfg.now().UnixNano() }
 
-// ejectedUntil is for tests: the end of id's ejection, zero if none.
+// ejectedUntil returns the end of id's ejection, zero if none.
 func (b *base) ejectedUntil(id string) time.Time {
 	b.mu.Lock()
 	defer b.mu.Unlock()
