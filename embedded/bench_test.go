@@ -23,7 +23,8 @@ func TestBenchStartClose(t *testing.T) {
 		t.Skip("set ROSTER_BENCH=1 to measure")
 	}
 	const rounds = 3
-	measure(t, startRaw) // warm-up: the first member in a process pays for one-time set-up
+	// Warm-up: the first member in a process pays for one-time set-up.
+	measure(t, startRaw)
 	var ours, raw [2]time.Duration // start, close
 	for range rounds {
 		s, c := measure(t, startEmbedded)

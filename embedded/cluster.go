@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strconv"
 	"sync"
@@ -30,15 +31,35 @@ func StartCluster(ctx context.Context, n int, opts ...Option) ([]*Server, error)
 	if base.clusterToken == "" {
 		base.clusterToken = defaultClusterToken
 	}
+	// Another process may take a port between choice and bind. The members'
+	// peer URLs are part of the bootstrap and written into their data, so
+	// start over from empty data dirs, if they were empty to begin with.
+	fresh := true
+	for i := range n {
+		fresh = fresh && dirAbsentOrEmpty(base.memberDir(i))
+	}
 	const attempts = 3
 	for i := 1; ; i++ {
 		servers, err := startCluster(ctx, n, base)
-		// Another process may take a port between choice and bind: the
-		// members' peer URLs are part of the bootstrap, so start over.
-		if err == nil || !errors.Is(err, ErrPortInUse) || i == attempts {
+		if err == nil || !errors.Is(err, ErrPortInUse) || !fresh || i == attempts {
 			return servers, err
 		}
+		for i := range n {
+			if err := os.RemoveAll(base.memberDir(i)); err != nil {
+				return nil, fmt.Errorf("embedded: clean up after a port clash: %w", err)
+			}
+		}
 	}
+}
+
+func (c config) memberName(i int) string { return c.name + "-" + strconv.Itoa(i) }
+
+// memberDir is member i's data dir under WithDataDir; "" for a temporary one.
+func (c config) memberDir(i int) string {
+	if c.dataDir == "" {
+		return ""
+	}
+	return filepath.Join(c.dataDir, c.memberName(i))
 }
 
 func startCluster(ctx context.Context, n int, base config) ([]*Server, error) {
@@ -46,10 +67,7 @@ func startCluster(ctx context.Context, n int, base config) ([]*Server, error) {
 	members := make([]Member, n)
 	for i := range cfgs {
 		c := base
-		c.name = base.name + "-" + strconv.Itoa(i)
-		if base.dataDir != "" {
-			c.dataDir = filepath.Join(base.dataDir, c.name)
-		}
+		c.name, c.dataDir = base.memberName(i), base.memberDir(i)
 		c.clientAddr, c.peerAddr, c.cluster = "", "", nil
 		if err := c.validate(); err != nil {
 			return nil, err
