@@ -204,3 +204,54 @@ func names(s *embedded.Server) []string {
 	}
 	return out
 }
+
+// TestStaticCluster bootstraps a cluster as separate processes would: three
+// Start calls with their own names and the same member list and token. All
+// three enable auth with the same password at the same time, as three
+// processes of one deployment would.
+func TestStaticCluster(t *testing.T) {
+	t.Parallel()
+	ctx := ctxT(t, 60*time.Second)
+	var members []embedded.Member
+	for _, name := range []string{"a", "b", "c"} {
+		members = append(members, embedded.Member{Name: name, PeerURL: "http://" + freeAddr(t)})
+	}
+	dir := t.TempDir()
+	servers := make([]*embedded.Server, len(members))
+	errs := make([]error, len(members))
+	var wg sync.WaitGroup
+	for i, m := range members {
+		wg.Go(func() {
+			servers[i], errs[i] = embedded.Start(ctx,
+				embedded.WithName(m.Name),
+				embedded.WithDataDir(filepath.Join(dir, m.Name)),
+				embedded.WithCluster("static-test", members...),
+				embedded.WithAuth("s3cret"))
+		})
+	}
+	wg.Wait()
+	for _, s := range servers {
+		if s != nil {
+			defer s.Abort()
+		}
+	}
+	for _, err := range errs {
+		require.NoError(t, err)
+	}
+
+	for i, s := range servers {
+		require.Equal(t, members[i].PeerURL, s.PeerURL(), "the peer address comes from the member list")
+		require.Len(t, s.Members(), 3)
+	}
+	cfg, err := servers[0].ClientConfig()
+	require.NoError(t, err)
+	cfg.Endpoints = servers[2].Endpoints()
+	cli, err := clientv3.New(cfg)
+	require.NoError(t, err)
+	defer cli.Close()
+	put(t, ctx, cli, "k", "v")
+	requireValue(t, ctx, cli, "k", "v")
+	anon := etcdtest.NewClient(t, servers[1].Endpoints()...)
+	_, err = anon.Get(ctx, "k")
+	requirePermissionError(t, err)
+}
