@@ -9,23 +9,19 @@ import (
 
 // bound returns a context that is also cancelled when the session ends, so
 // that a request stuck behind a partition gives up at the session's
-// deadline rather than at the caller's. stop releases it and waits for the
-// goroutine that ties the two.
-func bound(ctx context.Context, s *session.Session) (bctx context.Context, stop func()) {
+// deadline rather than at the caller's. stop releases it, and with it the
+// goroutine that ties the two; it does not wait for that goroutine, which
+// would put a wake-up on the hand-over's path.
+func bound(ctx context.Context, s *session.Session) (bctx context.Context, stop context.CancelFunc) {
 	bctx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
 	go func() {
-		defer close(done)
 		select {
 		case <-s.Done():
 			cancel()
 		case <-bctx.Done():
 		}
 	}()
-	return bctx, func() {
-		cancel()
-		<-done
-	}
+	return bctx, cancel
 }
 
 // explain replaces a cancellation caused by the session's end with the

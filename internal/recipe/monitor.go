@@ -60,6 +60,11 @@ func (m *Monitor) Err() error {
 	return nil
 }
 
+// End ends the monitor with cause, unless it ended already: Done is closed
+// when End returns. It does not wait for the monitor's goroutines, so a
+// release can close Done, send its delete at once, and Stop afterwards.
+func (m *Monitor) End(cause error) { m.end(cause) }
+
 // Stop ends the monitor with cause, unless it ended already, and waits
 // for its goroutines. It is idempotent.
 func (m *Monitor) Stop(cause error) {

@@ -121,6 +121,20 @@ func TestMonitorStop(t *testing.T) {
 	require.True(t, keyExists(t, m.Client(), p.e.Key), "stopping a monitor does not release")
 }
 
+// End closes Done before returning, without waiting for the goroutines;
+// a release then deletes, and Stop waits.
+func TestMonitorEndThenStop(t *testing.T) {
+	m := etcdtest.Start(t)
+	p := join(t, m.Client(), "")
+	mon := recipe.NewMonitor(p.s, p.e.Key, p.e.Rev, p.e.Header+1)
+	mon.End(errTestStop)
+	requireDone(t, mon, 0)
+	require.ErrorIs(t, mon.Err(), errTestStop)
+	release(t, p)
+	mon.Stop(errors.New("later cause"))
+	require.ErrorIs(t, mon.Err(), errTestStop, "the first cause stays")
+}
+
 func TestMonitorOfAlreadyDeletedKey(t *testing.T) {
 	m := etcdtest.Start(t)
 	p := join(t, m.Client(), "")
