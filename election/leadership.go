@@ -93,7 +93,8 @@ func (l *Leadership) Proclaim(ctx context.Context, value string) error {
 func (l *Leadership) Resign(ctx context.Context) error { return l.release(ctx, ErrResigned) }
 
 func (l *Leadership) release(ctx context.Context, cause error) error {
-	l.mon.Stop(cause)
+	l.mon.End(cause) // Done first: nobody else can lead before the delete
+	defer l.mon.Stop(cause)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.released {
