@@ -26,7 +26,8 @@
 //	e, err := q.Enqueue(ctx, s, "")
 //	rev, err := q.Wait(ctx, s, e, recipe.Exclusive())
 //	m := recipe.NewMonitor(s, e.Key, e.Rev, rev+1)
-//	defer m.Stop(ErrUnlocked)
-//	...
-//	recipe.Delete(ctx, cli, e.Key, e.Rev)
+//	... // hold, until m.Done() or done
+//	m.End(ErrUnlocked)                    // Done first, then release
+//	recipe.Delete(ctx, cli, e.Key, e.Rev) // only if still ours
+//	m.Stop(ErrUnlocked)
 package recipe

@@ -111,7 +111,9 @@ func (m *Monitor) watch(from int64) {
 			}
 		}
 		if errors.Is(err, ErrKeyDeleted) {
-			m.lost()
+			if m.ctx.Err() == nil { // not ended already, by a release say
+				m.lost()
+			}
 			return
 		}
 	}
