@@ -29,17 +29,20 @@
 // At most one candidate leads at a time: the leader is the candidate whose
 // key has the lowest create revision, and a candidate reports leading only
 // after reading, in one transaction, that its own key still exists and no
-// older key does. A Leadership's Done is closed before etcd can let anyone
-// else lead: at the session's local deadline (the send time of the last
-// acknowledged keep-alive + TTL − margin, which is never later than the
-// server's expiry), when etcd says the lease is gone, or when the key is
-// deleted. Resign closes Done before deleting the key.
+// older key does. When a leader loses its lease, by a partition or a stall
+// of its keep-alives, its Leadership's Done is closed before etcd can let
+// anyone else lead: at the session's local deadline (the send time of the
+// last acknowledged keep-alive + TTL − margin, which is never later than
+// the server's expiry). Resign closes Done before deleting the key.
 //
-// One risk remains: a leader paused (GC, a stopped VM) after checking Done
-// may act after someone else took over. Writes to etcd are made safe by
+// Two risks remain. If someone else deletes the leader's key (an operator,
+// or a revoke of its lease), the next candidate may lead a moment before
+// the old leader sees the deletion and closes Done. And a leader paused
+// (GC, a stopped VM) after checking Done may act after someone else took
+// over. Writes to etcd are made safe by
 // the fencing guard (Leadership.Txn, Do, IsLeader), which etcd checks in
-// the write's own transaction; other systems can check Leadership.Rev, the
-// fencing token, which grows with every leadership.
+// the write's own transaction, in both cases; other systems can check
+// Leadership.Rev, the fencing token, which grows with every leadership.
 //
 // # Speed
 //

@@ -28,7 +28,8 @@ var (
 	ErrBusy = errors.New("election: already campaigning or leading")
 
 	// ErrKeyDeleted is a Leadership's Err when its key was deleted (by an
-	// operator, or with its lease) while it led. If the lease is known to
-	// be gone too, the error also matches session.ErrLeaseGone.
+	// operator, or with its lease) while it led. The session is renewed at
+	// once then, so if the lease went too, the session's Err soon says
+	// session.ErrLeaseGone and the next campaign takes a fresh one.
 	ErrKeyDeleted = recipe.ErrKeyDeleted
 )

@@ -14,17 +14,20 @@ import (
 // Leadership is a won campaign. It lasts until Resign, or until it is lost:
 // Done is closed then, and Err says why.
 //
-// Loss is signalled before etcd can let another candidate lead: when the
-// session's local deadline passes (the send time of the last acknowledged
-// keep-alive + TTL − margin, never later than the server's expiry), when
-// etcd says the lease is gone, or when the key is deleted.
+// A lease that stops being renewed is signalled before etcd can let
+// another candidate lead: Done is closed when the session's local deadline
+// passes (the send time of the last acknowledged keep-alive + TTL −
+// margin, never later than the server's expiry). Done is also closed when
+// etcd says the lease is gone or the key is deleted; those are learnt from
+// etcd, so another candidate may already lead by then.
 //
-// What Done cannot cover is a leader that is paused (GC, a stopped VM, a
-// swapped-out process) between checking Done and acting: its action may
-// land after someone else took over. For writes to etcd, close that gap
-// with the fencing guard: Txn, Do or IsLeader make the write conditional,
-// in etcd itself, on this leadership still holding. For other systems, pass
-// Rev along as a fencing token that they check never goes backwards.
+// What Done cannot cover is that last case, and a leader that is paused
+// (GC, a stopped VM, a swapped-out process) between checking Done and
+// acting: its action may land after someone else took over. For writes to
+// etcd, close that gap with the fencing guard: Txn, Do or IsLeader make the
+// write conditional, in etcd itself, on this leadership still holding. For
+// other systems, pass Rev along as a fencing token that they check never
+// goes backwards.
 type Leadership struct {
 	e     *Election
 	s     *session.Session
