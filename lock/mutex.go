@@ -1,0 +1,181 @@
+package lock
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/rosterkit/roster/internal/keys"
+	"github.com/rosterkit/roster/internal/recipe"
+	"github.com/rosterkit/roster/session"
+)
+
+// Mutex is a distributed mutual-exclusion lock named name, in etcd's own
+// lock layout: waiters put <namespace>/locks/<name>/<lease ID in hex> and
+// take turns by create revision, so etcd's concurrency.Mutex and
+// `etcdctl lock <namespace>/locks/<name>` contend with it correctly.
+//
+// A Mutex is safe for concurrent use. Its goroutines take turns like
+// sync.Mutex users do, and so do Mutexes of one process that share a
+// session (WithSessionManager) and a name: they would otherwise share a
+// key, and both believe they held the lock.
+type Mutex struct {
+	b     *base
+	queue recipe.Queue
+
+	mu  sync.Mutex
+	cur *Hold // the Hold of the last Lock, for Unlock
+}
+
+// NewMutex returns the mutex name (a valid roster name) over cli. It
+// grants no lease until the first Lock.
+func NewMutex(cli *clientv3.Client, name string, opts ...Option) (*Mutex, error) {
+	b, cfg, err := newBase(cli, "lock", name, opts)
+	if err != nil {
+		return nil, err
+	}
+	return &Mutex{b: b, queue: recipe.Queue{Client: cli, Prefix: keys.LockPrefix(cfg.namespace, name)}}, nil
+}
+
+// Prefix is the mutex's key prefix, with its trailing slash. Without it,
+// it is the pfx that concurrency.NewMutex and etcdctl lock take.
+func (m *Mutex) Prefix() string { return m.queue.Prefix }
+
+// Lock waits until the mutex is held, in first-come order: it waits only
+// for the waiter just ahead of it, and the release of the lock wakes one
+// waiter, not all. If ctx ends, or the lock is closed, or the session is
+// lost before that, Lock returns the error and takes its key back out of
+// the queue.
+func (m *Mutex) Lock(ctx context.Context) (*Hold, error) { return m.lock(ctx, false) }
+
+// TryLock takes the mutex if nobody holds it or waits for it, in a single
+// transaction, and returns ErrLocked otherwise without having put any key.
+func (m *Mutex) TryLock(ctx context.Context) (*Hold, error) { return m.lock(ctx, true) }
+
+// Unlock releases the Hold of the last Lock or TryLock, like Hold.Release,
+// for code written against etcd's Mutex. It returns ErrNotHeld if there is
+// no such Hold or it was released already.
+func (m *Mutex) Unlock(ctx context.Context) error {
+	m.mu.Lock()
+	h := m.cur
+	m.cur = nil
+	m.mu.Unlock()
+	if h == nil || errors.Is(h.Err(), ErrReleased) {
+		return fmt.Errorf("%w: %s: unlock without lock", ErrNotHeld, m.b.name)
+	}
+	return h.Release(ctx)
+}
+
+// Close releases the mutex if held, ends Lock calls under way with
+// ErrClosed and, unless the session is shared, revokes the lease. It is
+// idempotent.
+func (m *Mutex) Close() error { return m.b.shut() }
+
+func (m *Mutex) lock(ctx context.Context, try bool) (*Hold, error) {
+	h, err := m.b.acquire(ctx, "lock", func(ctx context.Context) (*Hold, error) { return m.acquire(ctx, try) })
+	if err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	m.cur = h
+	m.mu.Unlock()
+	return h, nil
+}
+
+func (m *Mutex) acquire(ctx context.Context, try bool) (*Hold, error) {
+	s, key, unclaim, err := m.claim(ctx, try)
+	if err != nil {
+		return nil, err
+	}
+	var e recipe.Entry
+	if try {
+		e, err = m.tryPut(ctx, s, key)
+	} else {
+		e, err = m.wait(ctx, s)
+	}
+	if err != nil {
+		unclaim()
+		return nil, err
+	}
+	return newHold(m.b, s, e.Key, e.Rev, e.Header+1, unclaim), nil
+}
+
+// claim returns a live session whose key for this mutex no other handle in
+// this process uses. A session that ended while it waited for the key (the
+// handle before held the lock on it, and lost it) is replaced.
+func (m *Mutex) claim(ctx context.Context, try bool) (*session.Session, string, func(), error) {
+	for {
+		s, err := m.b.session(ctx)
+		if err != nil {
+			return nil, "", nil, err
+		}
+		key := keys.LeaseKey(m.queue.Prefix, int64(s.Lease()))
+		unclaim, ok, err := claims.claim(ctx, key, try)
+		switch {
+		case err != nil:
+			return nil, "", nil, err
+		case !ok:
+			return nil, "", nil, ErrLocked
+		case s.Err() != nil:
+			unclaim()
+			continue
+		}
+		return s, key, unclaim, nil
+	}
+}
+
+// wait queues for the mutex and waits for its turn. The Entry it returns
+// carries in Header the revision at which the turn was seen.
+func (m *Mutex) wait(ctx context.Context, s *session.Session) (recipe.Entry, error) {
+	e, err := m.queue.Enqueue(ctx, s, "")
+	if err == nil && e.Reused {
+		// Nobody in this process uses the key (it is claimed), so it was
+		// left by a Release that failed: its place and token are stale.
+		if _, err = recipe.Delete(ctx, m.b.cli, e.Key, e.Rev); err == nil {
+			e, err = m.queue.Enqueue(ctx, s, "")
+		}
+		if err == nil && e.Reused {
+			err = fmt.Errorf("%s: %w", e.Key, recipe.ErrForeignKey)
+		}
+	}
+	if err != nil {
+		return recipe.Entry{}, err
+	}
+	rev, err := m.queue.Wait(ctx, s, e, recipe.Exclusive())
+	if err != nil {
+		return recipe.Entry{}, err
+	}
+	e.Header = rev
+	return e, nil
+}
+
+// tryPut puts the key only if no key at all is under the prefix: then it
+// is the oldest, and holds. Otherwise nothing is written. A key of our own
+// lease left by a failed Release is removed and the attempt made again.
+func (m *Mutex) tryPut(ctx context.Context, s *session.Session, key string) (recipe.Entry, error) {
+	for range 2 {
+		resp, err := m.b.cli.Txn(ctx).
+			If(clientv3.Compare(clientv3.CreateRevision(m.queue.Prefix), "=", 0).WithPrefix()).
+			Then(clientv3.OpPut(key, "", clientv3.WithLease(s.Lease()))).
+			Else(clientv3.OpGet(key)).
+			Commit()
+		if err != nil {
+			return recipe.Entry{}, leaseErr(ctx, s, err)
+		}
+		if resp.Succeeded {
+			rev := resp.Header.Revision
+			return recipe.Entry{Key: key, Rev: rev, Header: rev}, nil
+		}
+		own := resp.Responses[0].GetResponseRange().GetKvs()
+		if len(own) == 0 || own[0].Lease != int64(s.Lease()) {
+			break
+		}
+		if _, err := recipe.Delete(ctx, m.b.cli, key, own[0].CreateRevision); err != nil {
+			return recipe.Entry{}, err
+		}
+	}
+	return recipe.Entry{}, ErrLocked
+}
