@@ -130,19 +130,9 @@ func (m *Mutex) claim(ctx context.Context, try bool) (*session.Session, string, 
 // wait queues for the mutex and waits for its turn. The Entry it returns
 // carries in Header the revision at which the turn was seen.
 func (m *Mutex) wait(ctx context.Context, s *session.Session) (recipe.Entry, error) {
-	e, err := m.queue.Enqueue(ctx, s, "")
-	if err == nil && e.Reused {
-		// Nobody in this process uses the key (it is claimed), so it was
-		// left by a Release that failed: its place and token are stale.
-		if _, err = recipe.Delete(ctx, m.b.cli, e.Key, e.Rev); err == nil {
-			e, err = m.queue.Enqueue(ctx, s, "")
-		}
-		if err == nil && e.Reused {
-			err = fmt.Errorf("%s: %w", e.Key, recipe.ErrForeignKey)
-		}
-	}
-	if err != nil {
-		return recipe.Entry{}, err
+	e, first, err := m.enqueue(ctx, s)
+	if err != nil || first {
+		return e, err
 	}
 	rev, err := m.queue.Wait(ctx, s, e, recipe.Exclusive())
 	if err != nil {
@@ -150,6 +140,43 @@ func (m *Mutex) wait(ctx context.Context, s *session.Session) (recipe.Entry, err
 	}
 	e.Header = rev
 	return e, nil
+}
+
+// enqueue puts the key, as recipe.Queue.Enqueue does, and reads in the same
+// transaction the oldest key of the queue, as etcd's Mutex does: when that
+// is ours the lock is held at once, and an uncontended Lock costs one round
+// trip. A key of our own lease found in place was left by a Release that
+// failed (nobody else in this process uses it: it is claimed), so its place
+// and token are stale: it is removed and the key put anew.
+func (m *Mutex) enqueue(ctx context.Context, s *session.Session) (e recipe.Entry, first bool, err error) {
+	key := keys.LeaseKey(m.queue.Prefix, int64(s.Lease()))
+	oldest := clientv3.OpGet(m.queue.Prefix, clientv3.WithFirstCreate()...)
+	for range 2 {
+		resp, err := m.b.cli.Txn(ctx).
+			If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
+			Then(clientv3.OpPut(key, "", clientv3.WithLease(s.Lease())), oldest).
+			Else(clientv3.OpGet(key)).
+			Commit()
+		if err != nil {
+			return recipe.Entry{}, false, fmt.Errorf("enqueue %s: %w", key, leaseErr(ctx, s, err))
+		}
+		rev := resp.Header.Revision
+		if resp.Succeeded {
+			head := resp.Responses[1].GetResponseRange().GetKvs()
+			first := len(head) > 0 && head[0].CreateRevision == rev
+			return recipe.Entry{Key: key, Rev: rev, Header: rev}, first, nil
+		}
+		own := resp.Responses[0].GetResponseRange().GetKvs()
+		if len(own) > 0 && own[0].Lease != int64(s.Lease()) {
+			return recipe.Entry{}, false, fmt.Errorf("enqueue %s: %w (lease %x)", key, recipe.ErrForeignKey, own[0].Lease)
+		}
+		if len(own) > 0 {
+			if _, err := recipe.Delete(ctx, m.b.cli, key, own[0].CreateRevision); err != nil {
+				return recipe.Entry{}, false, err
+			}
+		}
+	}
+	return recipe.Entry{}, false, fmt.Errorf("enqueue %s: key keeps reappearing", key)
 }
 
 // tryPut puts the key only if no key at all is under the prefix: then it
