@@ -1,6 +1,10 @@
 package lock
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/rosterkit/roster/internal/recipe"
+)
 
 // Sentinel errors, usable with errors.Is. Calls wrap them with the lock's
 // name or key.
@@ -20,6 +24,10 @@ var (
 	// its key was deleted. Whoever acted under the lock must stop: another
 	// holder may already be inside.
 	ErrLost = errors.New("lock: lost")
+
+	// ErrKeyDeleted is the cause ErrLost wraps when a Hold's key was deleted
+	// (by someone else, or with its lease) or replaced by a newer one.
+	ErrKeyDeleted = recipe.ErrKeyDeleted
 
 	// ErrReleased is what Hold.Err returns after Release.
 	ErrReleased = errors.New("lock: released")

@@ -65,9 +65,9 @@ func (h *Hold) Done() <-chan struct{} { return h.mon.Done() }
 // Err is nil while the Hold lasts. Then it is ErrReleased after Release,
 // ErrClosed if the lock was closed, or an error wrapping ErrLost and the
 // cause: session.ErrExpired, session.ErrLeaseGone or session.ErrClosed if
-// the session ended, recipe.ErrKeyDeleted if the key went first (and, once
-// known, the session's error too: a revoked lease deletes the key before
-// the session hears of it).
+// the session ended, ErrKeyDeleted if the key went first (and, once known,
+// the session's error too: a revoked lease deletes the key before the
+// session hears of it).
 func (h *Hold) Err() error {
 	cause := h.mon.Err()
 	switch {
@@ -76,7 +76,7 @@ func (h *Hold) Err() error {
 	case errors.Is(cause, ErrReleased), errors.Is(cause, ErrClosed):
 		return cause
 	}
-	if serr := h.s.Err(); errors.Is(cause, recipe.ErrKeyDeleted) && serr != nil {
+	if serr := h.s.Err(); errors.Is(cause, ErrKeyDeleted) && serr != nil {
 		return fmt.Errorf("%w: %s: %w: %w", ErrLost, h.key, cause, serr)
 	}
 	return fmt.Errorf("%w: %s: %w", ErrLost, h.key, cause)

@@ -12,7 +12,6 @@ import (
 	"github.com/rosterkit/roster"
 	"github.com/rosterkit/roster/internal/etcdtest"
 	"github.com/rosterkit/roster/internal/keys"
-	"github.com/rosterkit/roster/internal/recipe"
 	"github.com/rosterkit/roster/lock"
 	"github.com/rosterkit/roster/session"
 )
@@ -181,7 +180,7 @@ func TestKeyDeletedEndsHold(t *testing.T) {
 	require.NoError(t, err)
 	closed(t, h.Done(), 5*time.Second, "Done after the key was deleted")
 	require.ErrorIs(t, h.Err(), lock.ErrLost)
-	require.ErrorIs(t, h.Err(), recipe.ErrKeyDeleted)
+	require.ErrorIs(t, h.Err(), lock.ErrKeyDeleted)
 	_, err = h.Txn(ctx).Then(clientv3.OpPut("/data", "x")).Commit()
 	require.ErrorIs(t, err, lock.ErrNotHeld)
 

@@ -61,6 +61,11 @@ func TestRWMutexReadersShareWritersExclude(t *testing.T) {
 	_, err := writer.TryLock(ctx)
 	require.ErrorIs(t, err, lock.ErrLocked)
 	require.Len(t, keysUnder(t, m.Client(), rwPrefix), 3, "TryLock left no key")
+	dctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	defer cancel()
+	_, err = writer.Lock(dctx)
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	require.Len(t, keysUnder(t, m.Client(), rwPrefix), 3, "a cancelled Lock left no key")
 
 	wres := async(ctx, writer.Lock)
 	waitKeys(t, m.Client(), rwPrefix, 4)
