@@ -109,8 +109,12 @@ func (h *Hold) Release(ctx context.Context) error { return h.release(ctx, ErrRel
 
 func (h *Hold) release(ctx context.Context, cause error) error {
 	h.releasing.Store(true)
-	h.mon.Stop(cause)
+	// Done closes before the delete is sent, so nobody acts under the Hold
+	// once another may have it; the monitor's goroutines are waited for
+	// after the delete, off the hand-over's path.
+	h.mon.End(cause)
 	defer h.finish()
+	defer h.mon.Stop(cause)
 	if err := h.b.cli.Ctx().Err(); err != nil {
 		// A closed client would retry until ctx ends; the key goes with
 		// the lease.
