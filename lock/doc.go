@@ -38,9 +38,9 @@
 // and are served by create revision, each waiting only for the key just
 // ahead of it. etcd's concurrency.NewMutex(s, "/roster/locks/<name>") and
 // `etcdctl lock /roster/locks/<name>` therefore exclude and are excluded by
-// a Mutex. Waits start their watches in sync with etcd, so a release
-// reaches the next waiter in about one round trip, not after etcd's 100 ms
-// catch-up tick.
+// a Mutex. A waiter watches only the key ahead of it, from just after its
+// own read, so a release usually reaches it within a round trip instead of
+// at etcd's 100 ms catch-up tick for watches that start in the past.
 //
 // Semaphores (<namespace>/semaphores/<name>/…) and RW locks
 // (<namespace>/rwlocks/<name>/read-… and write-…) have no etcd
