@@ -158,6 +158,7 @@ func (m *Mutex) enqueue(ctx context.Context, s *session.Session) (e recipe.Entry
 			Else(clientv3.OpGet(key)).
 			Commit()
 		if err != nil {
+			recipe.Abandon(ctx, m.b.cli, key, s.Lease())
 			return recipe.Entry{}, false, fmt.Errorf("enqueue %s: %w", key, leaseErr(ctx, s, err))
 		}
 		rev := resp.Header.Revision
@@ -190,6 +191,7 @@ func (m *Mutex) tryPut(ctx context.Context, s *session.Session, key string) (rec
 			Else(clientv3.OpGet(key)).
 			Commit()
 		if err != nil {
+			recipe.Abandon(ctx, m.b.cli, key, s.Lease())
 			return recipe.Entry{}, leaseErr(ctx, s, err)
 		}
 		if resp.Succeeded {

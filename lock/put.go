@@ -30,6 +30,7 @@ func put(ctx context.Context, cli *clientv3.Client, s *session.Session, prefix, 
 			Then(append([]clientv3.Op{clientv3.OpPut(key, value, clientv3.WithLease(s.Lease()))}, extra...)...).
 			Commit()
 		if err != nil {
+			recipe.Abandon(ctx, cli, key, s.Lease())
 			return recipe.Entry{}, nil, leaseErr(ctx, s, err)
 		}
 		if resp.Succeeded {

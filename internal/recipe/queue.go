@@ -54,6 +54,9 @@ func (q Queue) Enqueue(ctx context.Context, s *session.Session, value string) (E
 		Then(clientv3.OpPut(key, value, clientv3.WithLease(s.Lease()))).
 		Else(clientv3.OpGet(key)).
 		Commit()
+	if err != nil {
+		Abandon(bctx, q.Client, key, s.Lease())
+	}
 	if errors.Is(err, rpctypes.ErrLeaseNotFound) {
 		_ = s.Renew(ctx) // ends the session: etcd has just said the lease is gone
 		if serr := s.Err(); serr != nil {
@@ -96,6 +99,23 @@ func (q Queue) Withdraw(e Entry) error {
 	defer cancel()
 	_, err := Delete(ctx, q.Client, e.Key, e.Rev)
 	return err
+}
+
+// Abandon cleans up after a put of key that failed because ctx ended while
+// it was in flight: etcd may have applied it without the answer arriving, so
+// a cancelled campaign or lock could otherwise leave its key behind. The key
+// is deleted if it is attached to lease, on a fresh short context. It does
+// nothing when ctx is still live (the put failed for another reason).
+func Abandon(ctx context.Context, cli *clientv3.Client, key string, lease clientv3.LeaseID) {
+	if ctx.Err() == nil {
+		return
+	}
+	dctx, cancel := context.WithTimeout(context.Background(), withdrawTimeout)
+	defer cancel()
+	_, _ = cli.Txn(dctx).
+		If(clientv3.Compare(clientv3.LeaseValue(key), "=", lease)).
+		Then(clientv3.OpDelete(key)).
+		Commit()
 }
 
 // Delete deletes key only if its create revision is still rev, so a late

@@ -1,11 +1,13 @@
 package recipe_test
 
 import (
+	"context"
 	"time"
 
 	"testing"
 
 	"github.com/stretchr/testify/require"
+	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/rosterkit/roster/internal/etcdtest"
 	"github.com/rosterkit/roster/internal/keys"
@@ -84,4 +86,33 @@ func TestDeleteIsGuardedByCreateRevision(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, resp.Kvs, 1)
 	require.Equal(t, again.Rev, resp.Kvs[0].CreateRevision)
+}
+
+func TestAbandonDeletesOnlyOurUncertainKey(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cli := etcdtest.Start(t).Client()
+	ours, err := cli.Grant(ctx, 30)
+	require.NoError(t, err)
+	theirs, err := cli.Grant(ctx, 30)
+	require.NoError(t, err)
+	_, err = cli.Put(ctx, "/q/ours", "", clientv3.WithLease(ours.ID))
+	require.NoError(t, err)
+	_, err = cli.Put(ctx, "/q/theirs", "", clientv3.WithLease(theirs.ID))
+	require.NoError(t, err)
+
+	recipe.Abandon(ctx, cli, "/q/ours", ours.ID)
+	exists := func(key string) bool {
+		resp, err := cli.Get(ctx, key)
+		require.NoError(t, err)
+		return len(resp.Kvs) == 1
+	}
+	require.True(t, exists("/q/ours"), "a live ctx means the put failed for another reason: nothing to undo")
+
+	done, stop := context.WithCancel(ctx)
+	stop()
+	recipe.Abandon(done, cli, "/q/theirs", ours.ID)
+	require.True(t, exists("/q/theirs"), "another lease's key is left alone")
+	recipe.Abandon(done, cli, "/q/ours", ours.ID)
+	require.False(t, exists("/q/ours"), "our key from a put cut short by ctx is removed")
 }

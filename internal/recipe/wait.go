@@ -15,7 +15,7 @@ import (
 )
 
 const (
-	// maxResyncs bounds how often a wait re-opens its watch when writes
+	// maxResyncs bounds how often a monitor re-opens its watch when writes
 	// keep landing between a read and the watch's creation; after that it
 	// keeps a watch the server catches up within its 100 ms sync period.
 	maxResyncs = 3
@@ -62,11 +62,12 @@ func (st state) watched() []*mvccpb.KeyValue {
 // nobody renews its lease and the key goes with it.
 //
 // Wait watches only the keys that must go away, and e's own key, in one
-// watch from the read's revision + 1, so the server registers it in sync
-// and delivers the deletion it waits for at once; etcd's own recipes watch
-// from the read's revision itself, which the server serves from a catch-up
-// loop that runs every 100 ms. Writes that land between the read and the
-// watch's creation are caught by reading again once it exists. When the
+// watch that starts when the server registers it, so it is in sync and gets
+// the deletion it waits for at once; etcd's own recipes watch from the
+// read's revision, a revision the server has passed, and such a watch is
+// served by a catch-up loop that runs every 100 ms. Writes that land
+// between the read and the watch's creation (its created header says) are
+// caught by reading again once it exists. When the
 // read saw every key before e's, the deletions alone tell when it is e's
 // turn, and the hand-over costs no further read.
 func (q Queue) Wait(ctx context.Context, s *session.Session, e Entry, r Rule) (int64, error) {
@@ -88,7 +89,6 @@ func (q Queue) Wait(ctx context.Context, s *session.Session, e Entry, r Rule) (i
 
 func (q Queue) wait(ctx context.Context, s *session.Session, e Entry, r Rule) (int64, error) {
 	bo := backoff.Backoff{Min: 20 * time.Millisecond, Max: time.Second}
-	resyncs := 0
 	st, err := q.check(ctx, e, r)
 	for {
 		switch {
@@ -100,17 +100,15 @@ func (q Queue) wait(ctx context.Context, s *session.Session, e Entry, r Rule) (i
 			return st.rev, nil
 		}
 		var next state
-		next, err = q.await(ctx, s, e, r, st, resyncs < maxResyncs)
+		next, err = q.await(ctx, s, e, r, st)
 		switch {
 		case errors.Is(err, errResync):
-			resyncs++
 			st, err = next, nil
 		case errors.Is(err, errWatch):
 			if err = backoff.Sleep(ctx, bo.Next()); err == nil {
 				st, err = q.check(ctx, e, r)
 			}
 		default:
-			resyncs = 0
 			st = next
 		}
 	}
@@ -118,12 +116,12 @@ func (q Queue) wait(ctx context.Context, s *session.Session, e Entry, r Rule) (i
 
 // await watches until the state of st changes and returns the new state:
 // derived from the deletions seen when st was complete, read otherwise.
-func (q Queue) await(ctx context.Context, s *session.Session, e Entry, r Rule, st state, insist bool) (state, error) {
+func (q Queue) await(ctx context.Context, s *session.Session, e Entry, r Rule, st state) (state, error) {
 	keys := []string{e.Key}
 	for _, kv := range st.watched() {
 		keys = append(keys, string(kv.Key))
 	}
-	w := watchDeletions(ctx, q.Client, st.rev+1, keys...)
+	w := watchDeletions(ctx, q.Client, 0, keys...)
 	defer w.close()
 	for {
 		select {
@@ -133,16 +131,16 @@ func (q Queue) await(ctx context.Context, s *session.Session, e Entry, r Rule, s
 				return st, err
 			}
 			if resp.Created {
-				if w.synced() {
+				if w.current(st.rev) {
 					continue
 				}
 				// Writes landed between the read and the watch: read again,
-				// now that the watch covers everything after st.rev.
+				// now that the watch covers everything after its creation.
 				next, err := q.check(ctx, e, r)
 				if err != nil || len(next.blockers) == 0 {
 					return next, err
 				}
-				if insist || !sameKeys(next.watched(), st.watched()) {
+				if !sameKeys(next.watched(), st.watched()) {
 					return next, errResync
 				}
 				continue // same keys: this watch sees their deletion, if later

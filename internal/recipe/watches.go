@@ -32,13 +32,18 @@ type deletions struct {
 	created int64 // store revision at creation; 0 until created
 }
 
-// watchDeletions starts watching keys for deletion from revision from.
+// watchDeletions starts watching keys for deletion from revision from, or,
+// with from 0, from the moment the server registers the watch: such a watch
+// is always synced, and its created header says where it starts.
 // The watch requires an etcd leader, so a member cut off from its cluster
 // fails it instead of leaving it silent.
 func watchDeletions(ctx context.Context, cli *clientv3.Client, from int64, keys ...string) *deletions {
 	ctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
 	lo, hi := slices.Min(keys), slices.Max(keys)
-	opts := []clientv3.OpOption{clientv3.WithRev(from), clientv3.WithFilterPut(), clientv3.WithCreatedNotify()}
+	opts := []clientv3.OpOption{clientv3.WithFilterPut(), clientv3.WithCreatedNotify()}
+	if from > 0 {
+		opts = append(opts, clientv3.WithRev(from))
+	}
 	if hi != lo {
 		opts = append(opts, clientv3.WithRange(hi+"\x00"))
 	}
@@ -68,6 +73,11 @@ func (d *deletions) take(resp clientv3.WatchResponse, ok bool) (deleted []string
 // synced says no write landed between revision from-1 and the watch's
 // creation. Call it once created.
 func (d *deletions) synced() bool { return d.created < d.from }
+
+// current says no write landed after revision after before a watch started
+// "now" (from 0) was created, so together with a read at after it misses
+// nothing. etcd reads the header revision after registering the watch.
+func (d *deletions) current(after int64) bool { return d.created <= after }
 
 // close cancels the watch.
 func (d *deletions) close() { d.cancel() }
