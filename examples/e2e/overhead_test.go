@@ -3,6 +3,9 @@ package e2e
 import (
 	"io"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -31,10 +34,18 @@ func TestGatewayOverhead(t *testing.T) {
 		clients  = 16
 		duration = 3 * time.Second
 	)
+	// A bare ReverseProxy to the same worker, in this process, tells the
+	// cost of any extra hop apart from the gateway's own work.
+	target, err := url.Parse(addr)
+	require.NoError(t, err)
+	rp := httptest.NewServer(httputil.NewSingleHostReverseProxy(target))
+	defer rp.Close()
+
 	direct := hammer(t, addr+"/x", clients, duration)
 	viaGateway := hammer(t, d.base()+"/svc/worker/x", clients, duration)
-	t.Logf("direct: %.0f req/s; through the gateway: %.0f req/s; gateway/direct = %.2f (%d clients, %v each, loopback, 2 cores shared by load generator, gateway, etcd and worker)",
-		direct, viaGateway, viaGateway/direct, clients, duration)
+	viaBare := hammer(t, rp.URL+"/x", clients, duration)
+	t.Logf("direct: %.0f req/s; through the gateway: %.0f req/s (%.2f of direct); through a bare ReverseProxy: %.0f req/s (%.2f of direct); gateway/bare = %.2f (%d clients, %v each, loopback, 2 cores shared by all)",
+		direct, viaGateway, viaGateway/direct, viaBare, viaBare/direct, viaGateway/viaBare, clients, duration)
 }
 
 // hammer sends GETs from n clients for d and returns successful requests
