@@ -240,6 +240,15 @@ func (s *suite) partitionClient(t *testing.T, round int) {
 	m := s.mark(cl.name)
 	start := time.Now()
 	cl.partition()
+	// One write each as leader and holder, sent after the partition began
+	// and before they can know they lost: it is held in the network.
+	leadWrite, holdWrite := make(chan write, 1), make(chan write, 1)
+	go func() {
+		leadWrite <- s.fencedWrite(context.Background(), cl, s.elections, l.Rev(), electionLogPfx, cl.elec.Prefix(), l.Do)
+	}()
+	go func() {
+		holdWrite <- s.fencedWrite(context.Background(), cl, s.locks, h.Token(), lockLogPfx, cl.mutex.Prefix(), holdTxn(h))
+	}()
 
 	lostLead, lostHold := awaitDone(t, "leadership", l.Done(), l.Err), awaitDone(t, "hold", h.Done(), h.Err)
 	require.ErrorIs(t, l.Err(), session.ErrExpired, "the cut-off leader's session expired")
@@ -275,23 +284,22 @@ func (s *suite) partitionClient(t *testing.T, round int) {
 	s.awaitConverged(t, others)
 	s.record(clientCutOff, "the others' caches equal etcd", time.Since(start))
 
-	// The write each of them had sent when the partition began was held in
-	// the network; now it reaches etcd, which must refuse it.
+	// The writes sent into the partition reach etcd now; it must refuse
+	// them.
 	restored := time.Now()
 	cl.restore()
 	for _, c := range []struct {
-		what  string
-		h     *history
-		token int64
-	}{{"leader", s.elections, l.Rev()}, {"holder", s.locks, h.Token()}} {
-		waitFor(t, "etcd refuses the cut-off "+c.what+"'s write held by the partition", func() bool {
-			writes, _ := c.h.snapshot()
-			return slices.ContainsFunc(writes, func(w write) bool {
-				// A refusal that comes back after the partition is etcd's:
-				// the holder itself refuses at once.
-				return w.who == cl.name && w.token == c.token && w.outcome == refused && w.ret.After(restored)
-			})
-		})
+		what string
+		ch   <-chan write
+	}{{"leader", leadWrite}, {"holder", holdWrite}} {
+		var w write
+		select {
+		case w = <-c.ch:
+		case <-time.After(patience):
+			t.Fatalf("the cut-off %s's write sent into the partition has not returned %v after it", c.what, patience)
+		}
+		require.Equal(t, refused, w.outcome, "the cut-off %s's write sent into the partition: %v", c.what, w.err)
+		require.True(t, w.ret.After(restored), "the cut-off %s's write was refused by etcd, after the partition", c.what)
 	}
 }
 

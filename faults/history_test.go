@@ -42,6 +42,7 @@ type write struct {
 	// applied: whoever etcd deemed the holder at that revision.
 	oldest int64
 	phase  string // the fault under way
+	err    error  // what the call returned
 }
 
 // term is one holding of a lock, or one leadership: from the return of

@@ -70,11 +70,11 @@ func (s *suite) currentRevision(t *testing.T) int64 {
 	return rev
 }
 
-// awaitConverged waits until every cache of cls is current: it has confirmed its
-// view at a revision at least etcd's revision now, and the view is
-// exactly what etcd held at the view's revision. Every view sampled on the
-// way, current or not, must also be exactly etcd's at its revision: a
-// cache may lag, but never show what never was.
+// awaitConverged waits until every cache of cls is current: it has
+// confirmed its view at a revision at least etcd's revision now, and the
+// view is exactly what etcd held at the view's revision. Every view sampled
+// on the way, current or not, must also be exactly etcd's at its revision:
+// a cache may lag, but never show what never was.
 func (s *suite) awaitConverged(t *testing.T, cls []*client) time.Duration {
 	t.Helper()
 	since := s.currentRevision(t)

@@ -176,9 +176,7 @@ func (s *suite) contend(ctx context.Context, cl *client) {
 		}
 		start := time.Now()
 		cl.hold.Store(h)
-		do := func(ctx context.Context, ops ...clientv3.Op) (*clientv3.TxnResponse, error) {
-			return h.Txn(ctx).Then(ops...).Commit()
-		}
+		do := holdTxn(h)
 		// Writes go on after a loss while n < writesPerHold: they must be
 		// refused.
 		for n := 0; ctx.Err() == nil && (n < writesPerHold || (cl.stalled.Load() && h.Err() == nil)); n++ {
@@ -191,6 +189,13 @@ func (s *suite) contend(ctx context.Context, cl *client) {
 		rctx, cancel := context.WithTimeout(context.Background(), opTimeout)
 		_ = h.Release(rctx) // if it fails, the key goes with the lease
 		cancel()
+	}
+}
+
+// holdTxn is h's fenced transaction in the shape of Leadership.Do.
+func holdTxn(h *lock.Hold) func(context.Context, ...clientv3.Op) (*clientv3.TxnResponse, error) {
+	return func(ctx context.Context, ops ...clientv3.Op) (*clientv3.TxnResponse, error) {
+		return h.Txn(ctx).Then(ops...).Commit()
 	}
 }
 
@@ -214,7 +219,7 @@ func (s *suite) churn(ctx context.Context, cl *client, port int) {
 // A stalled client's write waits for as long as the suite is patient, so
 // that one held up by a partition reaches etcd after it ends.
 func (s *suite) fencedWrite(ctx context.Context, cl *client, h *history, token int64, logPfx, holders string,
-	do func(context.Context, ...clientv3.Op) (*clientv3.TxnResponse, error)) {
+	do func(context.Context, ...clientv3.Op) (*clientv3.TxnResponse, error)) write {
 	w := write{id: s.nextID.Add(1), who: cl.name, token: token, phase: s.currentPhase()}
 	timeout := opTimeout
 	if cl.stalled.Load() {
@@ -226,7 +231,7 @@ func (s *suite) fencedWrite(ctx context.Context, cl *client, h *history, token i
 	resp, err := do(ctx,
 		clientv3.OpPut(logKey(logPfx, w.id), fmt.Sprintf("%s %d", cl.name, token)),
 		clientv3.OpGet(holders, clientv3.WithFirstCreate()...))
-	w.ret = time.Now()
+	w.ret, w.err = time.Now(), err
 	switch {
 	case err == nil:
 		w.outcome, w.rev = applied, resp.Header.Revision
@@ -239,6 +244,7 @@ func (s *suite) fencedWrite(ctx context.Context, cl *client, h *history, token i
 		w.outcome = unknown
 	}
 	h.addWrite(w)
+	return w
 }
 
 func logKey(pfx string, id int64) string { return fmt.Sprintf("%s%012d", pfx, id) }
