@@ -250,7 +250,7 @@ func (s *suite) partitionClient(t *testing.T, round int) {
 		holdWrite <- s.fencedWrite(context.Background(), cl, s.locks, h.Token(), lockLogPfx, cl.mutex.Prefix(), holdTxn(h))
 	}()
 
-	lostLead, lostHold := awaitDone(t, "leadership", l.Done(), l.Err), awaitDone(t, "hold", h.Done(), h.Err)
+	lostLead, lostHold := awaitLoss(t, l, h)
 	require.ErrorIs(t, l.Err(), session.ErrExpired, "the cut-off leader's session expired")
 	require.ErrorIs(t, h.Err(), session.ErrExpired, "the cut-off holder's session expired")
 	s.record(clientCutOff, "cut-off leader learns it lost", lostLead.Sub(start))
@@ -303,17 +303,25 @@ func (s *suite) partitionClient(t *testing.T, round int) {
 	}
 }
 
-// awaitDone waits for a leadership's or hold's Done and returns when it
-// was seen closed.
-func awaitDone(t *testing.T, what string, done <-chan struct{}, why func() error) time.Time {
+// awaitLoss waits for both the leadership's and the hold's Done, and
+// returns when each was seen closed. Both are watched at once: their
+// sessions differ, so either may end first.
+func awaitLoss(t *testing.T, l *election.Leadership, h *lock.Hold) (lead, hold time.Time) {
 	t.Helper()
-	select {
-	case <-done:
-		return time.Now()
-	case <-time.After(patience):
-		t.Fatalf("the cut-off %s still believes it holds after %v (err %v)", what, patience, why())
-		return time.Time{}
+	leadDone, holdDone := l.Done(), h.Done()
+	timeout := time.After(patience)
+	for leadDone != nil || holdDone != nil {
+		select {
+		case <-leadDone:
+			lead, leadDone = time.Now(), nil
+		case <-holdDone:
+			hold, holdDone = time.Now(), nil
+		case <-timeout:
+			t.Fatalf("the cut-off client still believes it leads (%v) or holds (%v) %v after the partition",
+				l.Err(), h.Err(), patience)
+		}
 	}
+	return lead, hold
 }
 
 // firstWriteAfter returns the first applied write, by invocation, under a
