@@ -43,17 +43,47 @@ func New(ctx context.Context, cli *clientv3.Client, opts ...Option) (*Session, e
 	if err != nil {
 		return nil, err
 	}
-	sent := time.Now()
-	resp, err := cli.Grant(ctx, int64(o.ttl/time.Second))
-	if err != nil {
-		return nil, fmt.Errorf("session: grant lease: %w", err)
+	s := &Session{cli: cli, opts: o, done: make(chan struct{})}
+	if err := s.grant(ctx); err != nil {
+		return nil, err
 	}
-	s := &Session{cli: cli, id: resp.ID, opts: o, done: make(chan struct{})}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
-	s.extend(sent, resp.TTL)
 	s.wg.Add(1)
 	go s.run()
 	return s, nil
+}
+
+// grant obtains the lease. A Grant that was slow to answer (sent while etcd
+// had no leader, say) leaves a deadline counted from its send time, possibly
+// already close or past; the lease is then renewed at once, so that a new
+// session never starts out presumed lost.
+func (s *Session) grant(ctx context.Context) error {
+	sent := time.Now()
+	resp, err := s.cli.Grant(ctx, int64(s.opts.ttl/time.Second))
+	if err != nil {
+		return fmt.Errorf("session: grant lease: %w", err)
+	}
+	s.id = resp.ID
+	s.extend(sent, resp.TTL)
+	if time.Until(s.Deadline()) >= s.opts.interval {
+		return nil
+	}
+	sent = time.Now()
+	ka, err := s.cli.KeepAliveOnce(clientv3.WithRequireLeader(ctx), s.id)
+	if err != nil {
+		s.revokeQuietly()
+		return fmt.Errorf("session: renew a lease granted late: %w", err)
+	}
+	s.extend(sent, ka.TTL)
+	return nil
+}
+
+// revokeQuietly gives back a lease the session will not use; if that fails,
+// the lease expires by itself.
+func (s *Session) revokeQuietly() {
+	ctx, cancel := context.WithTimeout(context.Background(), min(s.opts.ttl, 2*time.Second))
+	defer cancel()
+	_, _ = s.cli.Revoke(ctx, s.id)
 }
 
 // Lease is the session's lease ID, to attach keys with clientv3.WithLease.

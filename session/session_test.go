@@ -170,3 +170,41 @@ func TestCloseAfterClientClosedReturnsAtOnce(t *testing.T) {
 	require.NoError(t, s.Close())
 	require.Less(t, time.Since(start), 500*time.Millisecond, "Close must not retry on a closed client")
 }
+
+// A Grant answered late counts from when it was sent, so its deadline may be
+// gone by the time it returns; the new session must renew at once instead of
+// starting out presumed lost.
+func TestLateGrantIsRenewedBeforeUse(t *testing.T) {
+	ctx := testCtx(t)
+	m := etcdtest.Start(t)
+	proxy := etcdtest.NewProxy(t, m.Endpoints()[0])
+	cli := etcdtest.NewClient(t, proxy.Endpoint())
+	_, err := cli.Get(ctx, "warm-up")
+	require.NoError(t, err)
+
+	const ttl = 2 * time.Second
+	proxy.Pause()
+	paused := time.Now()
+	type result struct {
+		s   *session.Session
+		err error
+	}
+	got := make(chan result, 1)
+	go func() {
+		s, err := session.New(ctx, cli, session.WithTTL(ttl))
+		got <- result{s, err}
+	}()
+	// Hold the Grant past the deadline it would give: TTL less the margin.
+	require.Eventually(t, func() bool { return time.Since(paused) > ttl },
+		5*time.Second, 20*time.Millisecond)
+	proxy.Restore()
+	r := <-got
+	require.NoError(t, r.err)
+	s := r.s
+	defer s.Close()
+
+	require.NoError(t, s.Err())
+	require.Greater(t, time.Until(s.Deadline()), ttl/3, "the deadline counts from a renewal sent after the Grant returned")
+	require.Never(t, func() bool { return s.Err() != nil }, time.Second, 20*time.Millisecond,
+		"the session must not end as soon as it starts")
+}
