@@ -59,8 +59,10 @@ func (l *Leadership) Err() error { return l.mon.Err() }
 // Key is the leader's key in etcd: the election prefix + the lease in hex.
 func (l *Leadership) Key() string { return l.key }
 
-// Rev is the leader key's create revision: the fencing token. Every later
-// leadership of the same election has a greater one.
+// Rev is the leader key's create revision: the fencing token. No later
+// leadership of the same election has a smaller one: another candidate's is
+// greater, and a campaign on the same lease that finds its key left in place
+// (a resign that failed) keeps the same token.
 func (l *Leadership) Rev() int64 { return l.rev }
 
 // Lease is the lease the leader key is attached to.

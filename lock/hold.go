@@ -47,10 +47,11 @@ func newHold(b *base, s *session.Session, key string, token, from int64, unclaim
 // Key is the etcd key that holds the lock.
 func (h *Hold) Key() string { return h.key }
 
-// Token is the fencing token: the create revision of the Hold's key. Every
-// later Hold of the same lock has a greater token, so a resource that
-// remembers the greatest token it has seen can refuse a holder that lost
-// the lock without knowing it.
+// Token is the fencing token: the create revision of the Hold's key. No
+// later Hold of the same lock has a smaller token (one on another lease has
+// a greater one; one that finds its own key left in place keeps it), so a
+// resource that remembers the greatest token it has seen can refuse a
+// holder that lost the lock without knowing it.
 func (h *Hold) Token() int64 { return h.token }
 
 // Done is closed when the Hold ends: released, or lost because its
