@@ -178,3 +178,8 @@ func (s *Server) Endpoints() []string { return []string{s.cfg.clientURL()} }
 
 // PeerURL is the URL other members reach this one at.
 func (s *Server) PeerURL() string { return s.cfg.peerURL() }
+
+// Etcd is the etcd server this member runs, for what this package does not
+// wrap: its metrics, its raft status, its peer transport. Closing or
+// reconfiguring it behind the Server's back is the caller's responsibility.
+func (s *Server) Etcd() *embed.Etcd { return s.etcd }

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -15,7 +17,8 @@ import (
 	"github.com/rosterkit/roster/registry"
 )
 
-const benchInstances = 1000
+// benchSizes are the registration sizes measured: how cost grows.
+var benchSizes = []int{100, 1000, 10000}
 
 // registerRoster registers n instances with a Registrar, the way an
 // application would, and closes it (revoking the lease).
@@ -25,7 +28,7 @@ func registerRoster(ctx context.Context, cli *clientv3.Client, n int) error {
 		return err
 	}
 	for i := range n {
-		if err := r.Register(ctx, roster.Instance{Service: "bench", ID: fmt.Sprintf("i%04d", i), Addr: "10.0.0.1:8080"}); err != nil {
+		if err := r.Register(ctx, roster.Instance{Service: "bench", ID: fmt.Sprintf("i%05d", i), Addr: "10.0.0.1:8080"}); err != nil {
 			return err
 		}
 	}
@@ -42,11 +45,11 @@ func registerRaw(ctx context.Context, cli *clientv3.Client, n int) error {
 		return err
 	}
 	for i := range n {
-		val, err := roster.EncodeInstance(roster.Instance{Service: "bench", ID: fmt.Sprintf("i%04d", i), Addr: "10.0.0.1:8080"})
+		val, err := roster.EncodeInstance(roster.Instance{Service: "bench", ID: fmt.Sprintf("i%05d", i), Addr: "10.0.0.1:8080"})
 		if err != nil {
 			return err
 		}
-		if _, err := cli.Put(ctx, fmt.Sprintf("/roster/services/bench/i%04d", i), string(val), clientv3.WithLease(lease.ID)); err != nil {
+		if _, err := cli.Put(ctx, fmt.Sprintf("/roster/services/bench/i%05d", i), string(val), clientv3.WithLease(lease.ID)); err != nil {
 			return err
 		}
 	}
@@ -65,61 +68,81 @@ func registerRaw(ctx context.Context, cli *clientv3.Client, n int) error {
 }
 
 // Acceptance 7: registering 1,000 instances and keeping them alive, against
-// raw clientv3 in the same run:
+// raw clientv3 in the same run, and how that grows from 100 to 10,000:
 //
-//	go test -run '^$' -bench Register1000 -benchtime 5x ./registry
-func BenchmarkRegister1000(b *testing.B) {
+//	go test -run '^$' -bench Register -benchtime 3x ./registry
+func BenchmarkRegister(b *testing.B) {
 	m := etcdtest.Start(b)
 	cli := m.Client()
 	ctx := context.Background()
-	for _, c := range []struct {
-		name string
-		run  func(context.Context, *clientv3.Client, int) error
-	}{{"roster", registerRoster}, {"raw", registerRaw}} {
-		b.Run(c.name, func(b *testing.B) {
-			for b.Loop() {
-				if err := c.run(ctx, cli, benchInstances); err != nil {
-					b.Fatal(err)
+	for _, n := range benchSizes {
+		for _, c := range []struct {
+			name string
+			run  func(context.Context, *clientv3.Client, int) error
+		}{{"roster", registerRoster}, {"raw", registerRaw}} {
+			b.Run(fmt.Sprintf("n=%d/%s", n, c.name), func(b *testing.B) {
+				for b.Loop() {
+					if err := c.run(ctx, cli, n); err != nil {
+						b.Fatal(err)
+					}
 				}
-			}
-			b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N*benchInstances), "µs/instance")
-		})
+				b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N*n), "µs/instance")
+			})
+		}
 	}
 }
 
-// TestRegisterOverhead measures the same as BenchmarkRegister1000 in
+// TestRegisterOverhead measures the same as BenchmarkRegister in
 // alternating rounds, which cancels out drift on a shared machine, and logs
-// the median ratio. It runs only with ROSTER_BENCH=1:
+// the median ratio for each size. It runs only with ROSTER_BENCH=1; the
+// sizes are 1,000 unless ROSTER_SCALE lists others ("100,1000,10000"):
 //
 //	ROSTER_BENCH=1 go test -run RegisterOverhead -v ./registry
 func TestRegisterOverhead(t *testing.T) {
 	if os.Getenv("ROSTER_BENCH") != "1" {
 		t.Skip("set ROSTER_BENCH=1 to measure")
 	}
-	m := etcdtest.Start(t)
-	cli := m.Client()
-	ctx := testCtx(t)
-	const rounds = 7
-	var ours, raw []time.Duration
-	for round := range rounds {
-		cs := []struct {
-			run func(context.Context, *clientv3.Client, int) error
-			out *[]time.Duration
-		}{{registerRoster, &ours}, {registerRaw, &raw}}
-		if round%2 == 1 { // neither always goes first
-			slices.Reverse(cs)
-		}
-		for _, c := range cs {
-			start := time.Now()
-			if err := c.run(ctx, cli, benchInstances); err != nil {
-				t.Fatal(err)
+	sizes := []int{1000}
+	if s := os.Getenv("ROSTER_SCALE"); s != "" {
+		sizes = nil
+		for f := range strings.SplitSeq(s, ",") {
+			n, err := strconv.Atoi(strings.TrimSpace(f))
+			if err != nil || n <= 0 {
+				t.Fatalf("ROSTER_SCALE: %q is not a size", f)
 			}
-			*c.out = append(*c.out, time.Since(start))
+			sizes = append(sizes, n)
 		}
 	}
-	mo, mr := median(ours), median(raw)
-	t.Logf("%d instances: roster %v (%v/instance), raw clientv3 %v (%v/instance), ratio %.2f",
-		benchInstances, mo.Round(time.Millisecond), mo/benchInstances, mr.Round(time.Millisecond), mr/benchInstances, float64(mo)/float64(mr))
+	m := etcdtest.Start(t)
+	cli := m.Client()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
+	defer cancel()
+	for _, n := range sizes {
+		rounds := 7
+		if n > 1000 {
+			rounds = 3 // each round takes seconds
+		}
+		var ours, raw []time.Duration
+		for round := range rounds {
+			cs := []struct {
+				run func(context.Context, *clientv3.Client, int) error
+				out *[]time.Duration
+			}{{registerRoster, &ours}, {registerRaw, &raw}}
+			if round%2 == 1 { // neither always goes first
+				slices.Reverse(cs)
+			}
+			for _, c := range cs {
+				start := time.Now()
+				if err := c.run(ctx, cli, n); err != nil {
+					t.Fatal(err)
+				}
+				*c.out = append(*c.out, time.Since(start))
+			}
+		}
+		mo, mr := median(ours), median(raw)
+		t.Logf("%d instances, median of %d rounds: roster %v (%v/instance), raw clientv3 %v (%v/instance), ratio %.2f",
+			n, rounds, mo.Round(time.Millisecond), mo/time.Duration(n), mr.Round(time.Millisecond), mr/time.Duration(n), float64(mo)/float64(mr))
+	}
 }
 
 func median(ds []time.Duration) time.Duration {

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"go.etcd.io/etcd/client/pkg/v3/types"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/rosterkit/roster/embedded"
@@ -102,4 +103,31 @@ func (c *Cluster) agreedLeader() *Member {
 		}
 	}
 	return leader
+}
+
+// Isolate cuts m off from every other running member, in both directions,
+// while it keeps running and serving clients: a network partition between
+// peers. Heal undoes it. The cut is etcd's own: each side's raft transport
+// drops the messages for the other.
+func (c *Cluster) Isolate(m *Member) { c.peerLinks(m, cutPeer) }
+
+// Heal reconnects m to every other member after Isolate.
+func (c *Cluster) Heal(m *Member) { c.peerLinks(m, mendPeer) }
+
+func (c *Cluster) peerLinks(m *Member, f func(from, to *embedded.Server)) {
+	for _, o := range c.Members {
+		if o == m {
+			continue
+		}
+		f(m.Server(), o.Server())
+		f(o.Server(), m.Server())
+	}
+}
+
+func cutPeer(from, to *embedded.Server) {
+	from.Etcd().Server.CutPeer(types.ID(to.ID()))
+}
+
+func mendPeer(from, to *embedded.Server) {
+	from.Etcd().Server.MendPeer(types.ID(to.ID()))
 }
