@@ -59,14 +59,7 @@ func TestCacheSurvivesLossOfItsMember(t *testing.T) {
 		put(t, writer, inst("svc", fmt.Sprintf("n%d", i)))
 	}
 	// Pin to a follower, so the test does not also measure an election.
-	leader := cl.Leader()
-	var pinned *etcdtest.Member
-	for _, mb := range cl.Members {
-		if mb != leader {
-			pinned = mb
-			break
-		}
-	}
+	pinned := cl.Follower()
 	cli := etcdtest.NewClient(t, pinned.Endpoints()...)
 	d := newDiscoverer(t, cli)
 	c := watch(t, d, "svc")
@@ -92,17 +85,8 @@ func TestCacheSurvivesLossOfItsMember(t *testing.T) {
 // election timeouts.
 func TestCacheLeavesAnIsolatedMember(t *testing.T) {
 	cl := etcdtest.StartCluster(t, 3)
-	leader := cl.Leader()
-	var pinned *etcdtest.Member
-	var majority []string
-	for _, mb := range cl.Members {
-		if mb != leader && pinned == nil {
-			pinned = mb
-			continue
-		}
-		majority = append(majority, mb.Endpoints()...)
-	}
-	writer := etcdtest.NewClient(t, majority...)
+	pinned := cl.Follower()
+	writer := etcdtest.NewClient(t, cl.EndpointsExcept(pinned)...)
 	for i := range 5 {
 		put(t, writer, inst("svc", fmt.Sprintf("n%d", i)))
 	}

@@ -157,13 +157,7 @@ func partitionTrial(t *testing.T, m *etcdtest.Member, name string) time.Duration
 	// Back in touch, the deposed leader's writes are refused: by itself,
 	// and by etcd when it is asked.
 	proxy.Restore()
-	_, err = la.Do(ctx, clientv3.OpPut("/t/"+name, "stale"))
-	require.ErrorIs(t, err, election.ErrNotLeader)
-	raw, err := m.Client().Txn(ctx).If(la.IsLeader()).Then(clientv3.OpPut("/t/"+name, "stale")).Commit()
-	require.NoError(t, err)
-	require.False(t, raw.Succeeded, "etcd rejects the deposed leader's fenced write")
-	_, err = won.l.Do(ctx, clientv3.OpPut("/t/"+name, "fresh"))
-	require.NoError(t, err)
+	requireFencedOut(t, m.Client(), la, won.l, name)
 
 	a.Close()
 	b.Close()
@@ -217,17 +211,8 @@ func TestLeaderOnIsolatedMemberLearnsFirst(t *testing.T) {
 func isolatedMemberTrial(t *testing.T, cl *etcdtest.Cluster, name string) {
 	ctx := testCtx(t)
 	const ttl = 2 * time.Second
-	raftLeader := cl.Leader()
-	var pinned *etcdtest.Member
-	var majority []string
-	for _, mb := range cl.Members {
-		if mb != raftLeader && pinned == nil {
-			pinned = mb
-			continue
-		}
-		majority = append(majority, mb.Endpoints()...)
-	}
-	others := etcdtest.NewClient(t, majority...)
+	pinned := cl.Follower()
+	others := etcdtest.NewClient(t, cl.EndpointsExcept(pinned)...)
 	a := newElection(t, etcdtest.NewClient(t, pinned.Endpoints()...), name, election.WithTTL(ttl))
 	la, err := a.Campaign(ctx, "a")
 	require.NoError(t, err)
@@ -251,13 +236,24 @@ func isolatedMemberTrial(t *testing.T, cl *etcdtest.Cluster, name string) {
 		won.at.Sub(<-lost).Round(time.Millisecond), won.at.Sub(isolated).Round(time.Millisecond))
 
 	cl.Heal(pinned)
-	raw, err := others.Txn(ctx).If(la.IsLeader()).Then(clientv3.OpPut("/t/"+name, "stale")).Commit()
-	require.NoError(t, err)
-	require.False(t, raw.Succeeded, "etcd rejects the deposed leader's fenced write")
-	_, err = won.l.Do(ctx, clientv3.OpPut("/t/"+name, "fresh"))
-	require.NoError(t, err)
+	requireFencedOut(t, others, la, won.l, name)
 	a.Close()
 	b.Close()
+}
+
+// requireFencedOut checks that the deposed leader old can no longer write:
+// its own Do refuses, and etcd refuses its fenced transaction when another
+// client sends it; the current leader's write lands.
+func requireFencedOut(t *testing.T, cli *clientv3.Client, old, current *election.Leadership, name string) {
+	t.Helper()
+	ctx := testCtx(t)
+	_, err := old.Do(ctx, clientv3.OpPut("/t/"+name, "stale"))
+	require.ErrorIs(t, err, election.ErrNotLeader)
+	raw, err := cli.Txn(ctx).If(old.IsLeader()).Then(clientv3.OpPut("/t/"+name, "stale")).Commit()
+	require.NoError(t, err)
+	require.False(t, raw.Succeeded, "etcd rejects the deposed leader's fenced write")
+	_, err = current.Do(ctx, clientv3.OpPut("/t/"+name, "fresh"))
+	require.NoError(t, err)
 }
 
 // lossTime sends the time l's Done closed, once it has.

@@ -83,6 +83,31 @@ func (c *Cluster) Leader() *Member {
 	return nil
 }
 
+// Follower waits for a Raft leader and returns a member that is not it.
+func (c *Cluster) Follower() *Member {
+	c.t.Helper()
+	leader := c.Leader()
+	for _, m := range c.Members {
+		if m != leader {
+			return m
+		}
+	}
+	c.t.Fatal("etcdtest: a one-member cluster has no follower")
+	return nil
+}
+
+// EndpointsExcept are the client URLs of every member but m: a client of
+// the majority when m is cut off.
+func (c *Cluster) EndpointsExcept(m *Member) []string {
+	var eps []string
+	for _, o := range c.Members {
+		if o != m {
+			eps = append(eps, o.Endpoints()...)
+		}
+	}
+	return eps
+}
+
 func (c *Cluster) agreedLeader() *Member {
 	var lead uint64
 	var leader *Member
