@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
@@ -254,4 +255,40 @@ func TestStaticCluster(t *testing.T) {
 	anon := etcdtest.NewClient(t, servers[1].Endpoints()...)
 	_, err = anon.Get(ctx, "k")
 	requirePermissionError(t, err)
+}
+
+// A whole cluster shut down at once, as a deployment's processes are: the
+// leader's peers are stopping too and cannot take over, and etcd's own
+// hand-over would wait out its 7 s request timeout. Close bounds the
+// attempt by an election timeout instead.
+func TestClusterClosesTogether(t *testing.T) {
+	t.Parallel()
+	ctx := ctxT(t, 60*time.Second)
+	servers, err := embedded.StartCluster(ctx, 3)
+	require.NoError(t, err)
+	var leader *embedded.Server
+	require.Eventually(t, func() bool {
+		for _, s := range servers {
+			if s.IsLeader() {
+				leader = s
+				return true
+			}
+		}
+		return false
+	}, 10*time.Second, 10*time.Millisecond, "no leader")
+
+	start := time.Now()
+	took := make([]time.Duration, len(servers))
+	var wg sync.WaitGroup
+	for i, s := range servers {
+		wg.Go(func() {
+			assert.NoError(t, s.Close())
+			took[i] = time.Since(start)
+		})
+	}
+	wg.Wait()
+	t.Logf("closed together in %v (leader %s)", took, leader.Name())
+	for i, s := range servers {
+		require.Less(t, took[i], 5*time.Second, "%s took as long as etcd's own leadership hand-over", s.Name())
+	}
 }

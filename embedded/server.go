@@ -118,7 +118,9 @@ func (s *Server) registerGRPC(gs *grpc.Server) {
 // up to about a second: etcd drains its peer connections for at most that
 // long, and one that just served a peer's probe is usually still busy. A few
 // of etcd's goroutines serving those connections may outlive Close by up to
-// 5 s.
+// 5 s. A leader whose peers do not take over within one election timeout
+// (they are stopping too, say) stops without handing over, rather than
+// waiting out etcd's request timeout.
 func (s *Server) Close() error {
 	s.closeOnce.Do(func() { s.closeErr = s.shutdown(false) })
 	return s.closeErr
@@ -143,7 +145,9 @@ func (s *Server) shutdown(hard bool) error {
 	for _, gs := range gss {
 		gs.Stop()
 	}
-	if hard {
+	// A member that leads and could not hand over in time stops without
+	// etcd's own, longer attempt.
+	if hard || s.handOver() {
 		s.etcd.Server.HardStop()
 	}
 	s.etcd.Close()
