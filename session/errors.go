@@ -3,7 +3,8 @@ package session
 import "errors"
 
 var (
-	// ErrInvalidTTL is returned for a TTL etcd cannot honour.
+	// ErrInvalidTTL is returned for a TTL etcd cannot honour, or a margin or
+	// keep-alive interval that does not fit within the TTL.
 	ErrInvalidTTL = errors.New("session: invalid TTL")
 	// ErrExpired means no keep-alive was acknowledged in time: the lease may
 	// have expired on the server, so whatever it guarded must be presumed lost.

@@ -36,6 +36,7 @@ func WithMargin(m time.Duration) Option { return func(o *options) { o.margin = m
 
 // WithKeepAliveInterval sets how often the lease is renewed. The default is a
 // third of the TTL, as in etcd, so two renewals in a row may fail unnoticed.
+// It must be shorter than the TTL less the margin.
 func WithKeepAliveInterval(d time.Duration) Option { return func(o *options) { o.interval = d } }
 
 func newOptions(opts []Option) (options, error) {
@@ -55,6 +56,11 @@ func newOptions(opts []Option) (options, error) {
 	}
 	if o.interval <= 0 {
 		o.interval = o.ttl / 3
+	}
+	if o.interval >= o.ttl-o.margin {
+		// The first renewal would come after the deadline it renews.
+		return o, fmt.Errorf("%w: keep-alive interval %v must be under the TTL %v less the margin %v",
+			ErrInvalidTTL, o.interval, o.ttl, o.margin)
 	}
 	return o, nil
 }

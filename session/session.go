@@ -23,7 +23,11 @@ type Session struct {
 	id   clientv3.LeaseID
 	opts options
 
-	deadline atomic.Int64 // unix nanoseconds; only moves forward
+	// The deadline is kept as an offset from base, a time with a
+	// monotonic clock reading, so that a step of the wall clock (NTP)
+	// neither extends nor cuts short the time a lease is believed held.
+	base     time.Time
+	deadline atomic.Int64 // nanoseconds after base; only moves forward
 
 	ctx    context.Context // cancelled by Close
 	cancel context.CancelFunc
@@ -43,7 +47,7 @@ func New(ctx context.Context, cli *clientv3.Client, opts ...Option) (*Session, e
 	if err != nil {
 		return nil, err
 	}
-	s := &Session{cli: cli, opts: o, done: make(chan struct{})}
+	s := &Session{cli: cli, opts: o, base: time.Now(), done: make(chan struct{})}
 	if err := s.grant(ctx); err != nil {
 		return nil, err
 	}
@@ -97,7 +101,7 @@ func (s *Session) Client() *clientv3.Client { return s.cli }
 
 // Deadline is the moment the lease is presumed lost unless renewed before:
 // the send time of the last acknowledged renewal plus the TTL, less the margin.
-func (s *Session) Deadline() time.Time { return time.Unix(0, s.deadline.Load()) }
+func (s *Session) Deadline() time.Time { return s.base.Add(time.Duration(s.deadline.Load())) }
 
 // Done is closed when the session has ended; Err says why.
 func (s *Session) Done() <-chan struct{} { return s.done }
@@ -200,7 +204,7 @@ func (s *Session) renew(ctx context.Context) error {
 }
 
 func (s *Session) extend(sent time.Time, ttlSeconds int64) {
-	d := sent.Add(time.Duration(ttlSeconds)*time.Second - s.opts.margin).UnixNano()
+	d := int64(sent.Sub(s.base) + time.Duration(ttlSeconds)*time.Second - s.opts.margin)
 	for {
 		cur := s.deadline.Load()
 		if d <= cur || s.deadline.CompareAndSwap(cur, d) {

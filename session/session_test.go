@@ -26,6 +26,11 @@ func TestTTLValidation(t *testing.T) {
 	require.NoError(t, session.ValidateTTL(2*time.Second))
 	_, err := session.NewManager(nil, session.WithTTL(500*time.Millisecond))
 	require.ErrorIs(t, err, session.ErrInvalidTTL)
+	// A first renewal due after the deadline it would renew.
+	_, err = session.NewManager(nil, session.WithTTL(3*time.Second), session.WithKeepAliveInterval(3*time.Second))
+	require.ErrorIs(t, err, session.ErrInvalidTTL)
+	_, err = session.NewManager(nil, session.WithTTL(3*time.Second), session.WithKeepAliveInterval(time.Second))
+	require.NoError(t, err)
 }
 
 func TestKeepsLeaseAlivePastTTL(t *testing.T) {
@@ -48,6 +53,9 @@ func TestKeepsLeaseAlivePastTTL(t *testing.T) {
 	require.Len(t, resp.Kvs, 1)
 	require.NoError(t, s.Err())
 	require.True(t, s.Deadline().After(first.Add(3*time.Second)), "deadline advanced")
+	// Compared on the monotonic clock, so a step of the wall clock moves
+	// the deadline neither way; Time.String shows such a reading as "m=".
+	require.Contains(t, s.Deadline().String(), " m=+", "the deadline carries a monotonic clock reading")
 }
 
 func TestCloseRevokesAtOnce(t *testing.T) {
