@@ -317,3 +317,60 @@ func freeAddr(t *testing.T) string {
 	defer l.Close()
 	return l.Addr().String()
 }
+
+// A key held by another owner is freed while the registrar's watch is cut
+// and etcd compacts past it: re-reading the service must see the key free
+// and take it back, not keep waiting for a deletion it missed.
+func TestConflictFreedDuringCutAndCompactionIsTakenBack(t *testing.T) {
+	ctx := testCtx(t)
+	m := etcdtest.Start(t)
+	plain := m.Client()
+	proxy := etcdtest.NewProxy(t, m.Endpoints()[0])
+	r := newRegistrar(t, etcdtest.NewClient(t, proxy.Endpoint()), registry.WithTTL(30*time.Second))
+	ids := registerN(t, r, "users", 2)
+	lease := r.Status().Lease
+
+	other, err := plain.Grant(ctx, 60)
+	require.NoError(t, err)
+	_, err = plain.Put(ctx, key("users", ids[0]), `{"v":1,"addr":"10.6.6.6:1"}`, clientv3.WithLease(other.ID))
+	require.NoError(t, err)
+	waitEvent(t, r, registry.EventError, 5*time.Second)
+
+	proxy.Cut()
+	_, err = plain.Revoke(ctx, other.ID)
+	require.NoError(t, err)
+	resp, err := plain.Put(ctx, "/elsewhere", "x")
+	require.NoError(t, err)
+	_, err = plain.Compact(ctx, resp.Header.Revision, clientv3.WithCompactPhysical())
+	require.NoError(t, err)
+	proxy.Restore()
+
+	until(t, 10*time.Second, func() bool { return allUnder(t, plain, "users", ids, lease) }, "freed key taken back")
+	until(t, 2*time.Second, func() bool { return r.Status().Healthy }, "healthy")
+}
+
+// Instances near the value size limit are written back after a lease loss
+// in transactions that stay under etcd's request size limit.
+func TestLargeInstancesAreRestoredInBatchesEtcdAccepts(t *testing.T) {
+	ctx := testCtx(t)
+	m := etcdtest.Start(t)
+	plain := m.Client()
+	r := newRegistrar(t, m.Client())
+	var ids []string
+	for i := range 64 {
+		in := instance("big", fmt.Sprintf("i%03d", i))
+		in.Metadata = map[string]string{}
+		for k := range 14 {
+			in.Metadata[fmt.Sprintf("k%02d", k)] = strings.Repeat("x", 1000)
+		}
+		require.NoError(t, r.Register(ctx, in))
+		ids = append(ids, in.ID)
+	}
+	old := r.Status().Lease
+	_, err := plain.Revoke(ctx, old)
+	require.NoError(t, err)
+	until(t, 10*time.Second, func() bool {
+		st := r.Status()
+		return st.Lease != old && allUnder(t, plain, "big", ids, st.Lease)
+	}, "64 instances of 14 KB restored under a new lease")
+}

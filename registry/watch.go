@@ -65,7 +65,11 @@ func (r *Registrar) watch(ctx context.Context, service string, rev int64) {
 		}
 		rev = next
 		if errors.Is(err, rpctypes.ErrCompacted) {
-			if rev, err = r.resync(ctx, service, prefix); err == nil {
+			// A failed re-read keeps rev, so the next watch fails the same
+			// way and the re-read is tried again; watching from "now"
+			// instead would skip what happened meanwhile.
+			if next, err := r.resync(ctx, service, prefix); err == nil {
+				rev = next
 				continue
 			}
 		}
@@ -140,9 +144,9 @@ func (r *Registrar) resync(ctx context.Context, service, prefix string) (int64, 
 		i, ok := found[e.key]
 		switch {
 		case !ok:
-			if e.lease != 0 {
-				e.lease, e.gone = 0, true
-			}
+			// Gone, or freed by the owner that held it: either way ours
+			// to write back.
+			e.lease, e.gone, e.conflict = 0, true, nil
 		case e.lease != 0 && resp.Kvs[i].Lease == int64(e.lease):
 		case r.owned[clientv3.LeaseID(resp.Kvs[i].Lease)]:
 			e.lease = 0 // on an older lease of ours: move it

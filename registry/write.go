@@ -98,8 +98,9 @@ func writeAll(ctx context.Context, cli *clientv3.Client, ws []write, lease clien
 	}
 	for attempt := 0; len(todo) > 0; attempt++ {
 		var again []int
-		for start := 0; start < len(todo); start += batch {
-			part := todo[start:min(start+batch, len(todo))]
+		for start, end := 0, 0; start < len(todo); start = end {
+			end = batchEnd(ws, todo, start)
+			part := todo[start:end]
 			ops := make([]clientv3.Op, len(part))
 			for j, i := range part {
 				if ws[i].from != 0 {
@@ -135,9 +136,28 @@ func writeAll(ctx context.Context, cli *clientv3.Client, ws []write, lease clien
 	return res, nil
 }
 
-// batch is the most writes sent in one transaction: well under etcd's
-// default limit of 128 operations per transaction.
-const batch = 64
+// A transaction holds at most batch writes, well under etcd's default limit
+// of 128 operations per transaction, and about batchBytes of keys and
+// values, well under its default request limit of 1.5 MiB: a claim carries
+// its value twice, and instances may be up to roster.MaxValueSize each.
+const (
+	batch      = 64
+	batchBytes = 1 << 20
+)
+
+// batchEnd returns the end of the batch of todo that starts at start: at
+// least one write, at most batch, and within batchBytes if more than one.
+func batchEnd(ws []write, todo []int, start int) int {
+	size := 0
+	for end := start; end < len(todo) && end-start < batch; end++ {
+		w := ws[todo[end]]
+		size += 2*len(w.val) + 4*len(w.key) + 64 // the put in both branches, the key in each op
+		if size > batchBytes && end > start {
+			return end
+		}
+	}
+	return min(start+batch, len(todo))
+}
 
 // commit sends transaction ops (claimOp, moveOp, releaseOp) to etcd and
 // returns the revision after them and each op's response. A single op is
