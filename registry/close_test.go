@@ -1,7 +1,9 @@
 package registry_test
 
 import (
+	"context"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
@@ -46,4 +48,29 @@ func TestCloseUnused(t *testing.T) {
 	require.Empty(t, leases.Leases, "no lease was granted")
 	_, open := <-r.Events()
 	require.False(t, open)
+}
+
+// Close with a context that never ends must not wait for etcd to come
+// back: past the TTL the lease has expired by itself.
+func TestCloseWhileUnreachableIsBoundedByTTL(t *testing.T) {
+	m := etcdtest.Start(t)
+	proxy := etcdtest.NewProxy(t, m.Endpoints()[0])
+	const ttl = 2 * time.Second
+	r, err := registry.New(etcdtest.NewClient(t, proxy.Endpoint()), registry.WithTTL(ttl))
+	require.NoError(t, err)
+	registerN(t, r, "users", 1)
+	proxy.Cut()
+	defer proxy.Restore()
+
+	start := time.Now()
+	done := make(chan error, 1)
+	go func() { done <- r.Close(context.Background()) }()
+	select {
+	case err := <-done:
+		took := time.Since(start)
+		t.Logf("Close returned after %v: %v", took.Round(time.Millisecond), err)
+		require.Error(t, err, "the revoke could not be sent")
+	case <-time.After(ttl + 5*time.Second):
+		t.Fatalf("Close(context.Background()) still blocked %v after etcd became unreachable", ttl+5*time.Second)
+	}
 }

@@ -21,7 +21,9 @@ const (
 	// Discovery may no longer list the affected instances.
 	EventLost
 	// EventRestored: after EventLost, every instance is back under a live
-	// lease (Service and ID empty), or the one deleted key was written again.
+	// lease (Service and ID empty), except any whose key another owner holds
+	// (each reported by an EventError, and written back when freed); or the
+	// one deleted key was written again.
 	EventRestored
 	// EventError: an attempt to restore failed and will be retried (etcd
 	// unreachable, say), or another owner holds an instance's key (Err

@@ -90,7 +90,12 @@ func (r *Registrar) retire() {
 }
 
 // revokeAll revokes every lease of ours, with ctx, and closes the sessions.
+// The revokes are also bounded by the TTL: the client waits for a
+// connection as long as it is allowed to, and once a TTL has passed
+// without renewals the leases have expired by themselves.
 func (r *Registrar) revokeAll(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, r.opts.ttl)
+	defer cancel()
 	r.mu.Lock()
 	sessions := r.old
 	if r.sess != nil {

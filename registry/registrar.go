@@ -197,8 +197,9 @@ func (r *Registrar) Events() <-chan Event { return r.ev.ch }
 
 // Close deregisters every instance at once by revoking the lease, rather
 // than leaving them to expire after the TTL, and stops the registrar's
-// goroutines, waiting for them. ctx bounds the revoke; if etcd cannot be
-// reached Close tries once more, for at most two seconds, then gives up
+// goroutines, waiting for them. ctx bounds the revoke, and so does the
+// TTL, after which an unrenewed lease has expired anyway; if etcd cannot
+// be reached Close tries once more, for at most two seconds, then gives up
 // and returns the error: the instances then expire with the lease. It is
 // idempotent and later calls return the first call's result. The client is
 // not closed.
@@ -211,6 +212,9 @@ func (r *Registrar) Close(ctx context.Context) error {
 		r.wg.Wait()
 		r.closeErr = r.revokeAll(ctx)
 		r.mu.Lock()
+		for _, e := range r.entries {
+			e.removed = true // a Deregister finishing now must not count it again
+		}
 		clear(r.entries)
 		r.count = 0
 		r.setHealthLocked(false, ErrClosed)
