@@ -152,14 +152,15 @@ func (m *Mutex) enqueue(ctx context.Context, s *session.Session) (e recipe.Entry
 	key := keys.LeaseKey(m.queue.Prefix, int64(s.Lease()))
 	oldest := clientv3.OpGet(m.queue.Prefix, clientv3.WithFirstCreate()...)
 	for range 2 {
-		resp, err := m.b.cli.Txn(ctx).
-			If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
-			Then(clientv3.OpPut(key, "", clientv3.WithLease(s.Lease())), oldest).
-			Else(clientv3.OpGet(key)).
-			Commit()
+		resp, err := recipe.Put(ctx, s, m.b.cli, key, func(ctx context.Context) (*clientv3.TxnResponse, error) {
+			return m.b.cli.Txn(ctx).
+				If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
+				Then(clientv3.OpPut(key, "", clientv3.WithLease(s.Lease())), oldest).
+				Else(clientv3.OpGet(key)).
+				Commit()
+		})
 		if err != nil {
-			recipe.Abandon(ctx, m.b.cli, key, s.Lease())
-			return recipe.Entry{}, false, fmt.Errorf("enqueue %s: %w", key, leaseErr(ctx, s, err))
+			return recipe.Entry{}, false, fmt.Errorf("enqueue %s: %w", key, err)
 		}
 		rev := resp.Header.Revision
 		if resp.Succeeded {
@@ -185,14 +186,15 @@ func (m *Mutex) enqueue(ctx context.Context, s *session.Session) (e recipe.Entry
 // lease left by a failed Release is removed and the attempt made again.
 func (m *Mutex) tryPut(ctx context.Context, s *session.Session, key string) (recipe.Entry, error) {
 	for range 2 {
-		resp, err := m.b.cli.Txn(ctx).
-			If(clientv3.Compare(clientv3.CreateRevision(m.queue.Prefix), "=", 0).WithPrefix()).
-			Then(clientv3.OpPut(key, "", clientv3.WithLease(s.Lease()))).
-			Else(clientv3.OpGet(key)).
-			Commit()
+		resp, err := recipe.Put(ctx, s, m.b.cli, key, func(ctx context.Context) (*clientv3.TxnResponse, error) {
+			return m.b.cli.Txn(ctx).
+				If(clientv3.Compare(clientv3.CreateRevision(m.queue.Prefix), "=", 0).WithPrefix()).
+				Then(clientv3.OpPut(key, "", clientv3.WithLease(s.Lease()))).
+				Else(clientv3.OpGet(key)).
+				Commit()
+		})
 		if err != nil {
-			recipe.Abandon(ctx, m.b.cli, key, s.Lease())
-			return recipe.Entry{}, leaseErr(ctx, s, err)
+			return recipe.Entry{}, err
 		}
 		if resp.Succeeded {
 			rev := resp.Header.Revision

@@ -25,13 +25,14 @@ const maxPutAttempts = 4
 func put(ctx context.Context, cli *clientv3.Client, s *session.Session, prefix, tag, value string, extra ...clientv3.Op) (recipe.Entry, []*pb.ResponseOp, error) {
 	for range maxPutAttempts {
 		key := keys.LeaseKey(prefix+tag, int64(s.Lease())) + fmt.Sprintf("-%08x", rand.Uint32())
-		resp, err := cli.Txn(ctx).
-			If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
-			Then(append([]clientv3.Op{clientv3.OpPut(key, value, clientv3.WithLease(s.Lease()))}, extra...)...).
-			Commit()
+		resp, err := recipe.Put(ctx, s, cli, key, func(ctx context.Context) (*clientv3.TxnResponse, error) {
+			return cli.Txn(ctx).
+				If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
+				Then(append([]clientv3.Op{clientv3.OpPut(key, value, clientv3.WithLease(s.Lease()))}, extra...)...).
+				Commit()
+		})
 		if err != nil {
-			recipe.Abandon(ctx, cli, key, s.Lease())
-			return recipe.Entry{}, nil, leaseErr(ctx, s, err)
+			return recipe.Entry{}, nil, err
 		}
 		if resp.Succeeded {
 			rev := resp.Header.Revision

@@ -2,11 +2,9 @@ package recipe
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
-	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/rosterkit/roster/internal/keys"
@@ -47,23 +45,14 @@ type Entry struct {
 // returns the session's error; it gives up when the session ends.
 func (q Queue) Enqueue(ctx context.Context, s *session.Session, value string) (Entry, error) {
 	key := keys.LeaseKey(q.Prefix, int64(s.Lease()))
-	bctx, stop := bound(ctx, s)
-	defer stop()
-	resp, err := q.Client.Txn(bctx).
-		If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
-		Then(clientv3.OpPut(key, value, clientv3.WithLease(s.Lease()))).
-		Else(clientv3.OpGet(key)).
-		Commit()
+	resp, err := Put(ctx, s, q.Client, key, func(ctx context.Context) (*clientv3.TxnResponse, error) {
+		return q.Client.Txn(ctx).
+			If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
+			Then(clientv3.OpPut(key, value, clientv3.WithLease(s.Lease()))).
+			Else(clientv3.OpGet(key)).
+			Commit()
+	})
 	if err != nil {
-		Abandon(bctx, q.Client, key, s.Lease())
-	}
-	if errors.Is(err, rpctypes.ErrLeaseNotFound) {
-		_ = s.Renew(ctx) // ends the session: etcd has just said the lease is gone
-		if serr := s.Err(); serr != nil {
-			return Entry{}, serr
-		}
-	}
-	if err = explain(ctx, s, err); err != nil {
 		return Entry{}, fmt.Errorf("enqueue %s: %w", key, err)
 	}
 	e := Entry{Key: key, Rev: resp.Header.Revision, Header: resp.Header.Revision, Value: value}
