@@ -37,8 +37,9 @@ var (
 	ErrClosed = errors.New("lock: closed")
 
 	// ErrLimitMismatch is returned by a Semaphore whose limit differs from
-	// the one the semaphore's current holders agreed on. The semaphore is
-	// not touched: nobody is admitted beyond the limit in force.
+	// the one the semaphore's oldest key records. The key the acquisition
+	// queued is taken back out (until that lands, others wait for it), so
+	// nobody is admitted beyond the limit in force.
 	ErrLimitMismatch = errors.New("lock: semaphore limit differs from its holders'")
 
 	// ErrInvalidLimit is returned by NewSemaphore for a limit below 1.

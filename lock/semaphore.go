@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 
+	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/rosterkit/roster/internal/recipe"
@@ -14,11 +15,12 @@ import (
 // once, admitted in first-come order. A holder that dies frees its permit
 // when its lease expires.
 //
-// Every key records the limit its holder assumed, and Acquire refuses
-// (ErrLimitMismatch) to join a queue whose oldest key says otherwise: all
-// keys of a live semaphore then agree, so no holder ever counts with a
-// larger limit than the others. A new limit takes effect once every holder
-// and waiter of the old one has gone.
+// Every key records the limit its holder assumed. Acquire refuses
+// (ErrLimitMismatch) to join a queue whose oldest key says otherwise, and
+// an acquirer is admitted only when every key ahead of it records its own
+// limit: all holders then agree, so none counts with a larger limit than
+// the others. A new limit takes effect once every holder and waiter of the
+// old one has gone.
 //
 // A Semaphore is safe for concurrent use, and one session may hold several
 // permits: each acquisition has a key of its own.
@@ -45,7 +47,7 @@ func NewSemaphore(cli *clientv3.Client, name string, limit int, opts ...Option) 
 		queue:  recipe.Queue{Client: cli, Prefix: semaphorePrefix(cfg.namespace, name)},
 		limit:  int64(limit),
 		value:  strconv.Itoa(limit),
-		admits: recipe.Shared(int64(limit)),
+		admits: sameLimit(recipe.Shared(int64(limit)), strconv.Itoa(limit)),
 	}, nil
 }
 
@@ -72,19 +74,27 @@ func (s *Semaphore) acquire(ctx context.Context, try bool) (*Hold, error) {
 		if err != nil {
 			return nil, err
 		}
-		// The oldest key says which limit is in force; the count says
-		// whether fewer than limit keys are ahead of ours (all are).
+		// The oldest limit+1 keys: the oldest says which limit is in
+		// force, and if fewer than limit keys are ahead of ours they are
+		// all among them.
 		e, rs, err := put(ctx, s.b.cli, sess, s.queue.Prefix, "", s.value,
-			clientv3.OpGet(s.queue.Prefix, clientv3.WithFirstCreate()...),
-			clientv3.OpGet(s.queue.Prefix, clientv3.WithPrefix(), clientv3.WithCountOnly()))
+			clientv3.OpGet(s.queue.Prefix, clientv3.WithPrefix(),
+				clientv3.WithSort(clientv3.SortByCreateRevision, clientv3.SortAscend), clientv3.WithLimit(s.limit+1)))
 		if err != nil {
 			return nil, err
 		}
-		if oldest := rs[0].GetResponseRange().GetKvs(); len(oldest) > 0 && string(oldest[0].Value) != s.value {
+		first := rs[0].GetResponseRange().GetKvs()
+		if len(first) > 0 && string(first[0].Value) != s.value {
 			return nil, withdraw(s.queue, e, fmt.Errorf("%w: limit %d, but %s holds with %.20q",
-				ErrLimitMismatch, s.limit, oldest[0].Key, oldest[0].Value))
+				ErrLimitMismatch, s.limit, first[0].Key, first[0].Value))
 		}
-		if count(rs[1]) > s.limit {
+		var ahead []*mvccpb.KeyValue
+		for _, kv := range first {
+			if kv.CreateRevision < e.Rev {
+				ahead = append(ahead, kv)
+			}
+		}
+		if len(s.admits.Blockers(ahead)) > 0 {
 			if try {
 				return nil, withdraw(s.queue, e, ErrLocked)
 			}
@@ -94,4 +104,26 @@ func (s *Semaphore) acquire(ctx context.Context, try bool) (*Hold, error) {
 		}
 		return newHold(s.b, sess, e.Key, e.Rev, e.Header+1, nil), nil
 	})
+}
+
+// sameLimit adds to a semaphore's rule that every key queued before ours
+// records our limit. Acquire refuses to join a queue whose oldest key
+// records another, but a refused key stays until its withdrawal lands, and
+// keys further back are not checked; were such a key to become the oldest,
+// an acquirer of its limit would be admitted by it. Waiting for every key
+// of another limit ahead to go keeps all holders on one limit, and so at
+// most that many.
+func sameLimit(r recipe.Rule, value string) recipe.Rule {
+	return recipe.Rule{Last: r.Last, Blockers: func(before []*mvccpb.KeyValue) []*mvccpb.KeyValue {
+		if b := r.Blockers(before); len(b) > 0 {
+			return b
+		}
+		var other []*mvccpb.KeyValue
+		for _, kv := range before {
+			if string(kv.Value) != value {
+				other = append(other, kv)
+			}
+		}
+		return other
+	}}
 }

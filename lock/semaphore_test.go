@@ -169,3 +169,42 @@ func TestSemaphoreInvalidArguments(t *testing.T) {
 	_, err := lock.NewSemaphore(cli, "x", 2, lock.WithNamespace("/a//b"))
 	require.ErrorIs(t, err, roster.ErrInvalidName)
 }
+
+// A key of another limit that is not the oldest (an acquirer refused for
+// its limit, its withdrawal not yet landed) must not let holders of two
+// limits in at once once it becomes the oldest: those behind it wait for
+// it, and an acquirer of its limit waits for those of the old one.
+func TestSemaphoreMixedLimitsNeverExceedTheOld(t *testing.T) {
+	ctx := testCtx(t)
+	m := etcdtest.Start(t)
+	cli := m.Client()
+	a, err := newSemaphore(t, cli, "pool", 2).Acquire(ctx)
+	require.NoError(t, err)
+	b, err := newSemaphore(t, cli, "pool", 2).Acquire(ctx)
+	require.NoError(t, err)
+	// A limit-5 acquirer's key, put after A and B, not yet withdrawn.
+	lease, err := cli.Grant(ctx, 60)
+	require.NoError(t, err)
+	stray := semPrefix + "5eed-00000000"
+	_, err = cli.Put(ctx, stray, "5", clientv3.WithLease(lease.ID))
+	require.NoError(t, err)
+	cres := async(ctx, newSemaphore(t, cli, "pool", 2).Acquire)
+	waitKeys(t, cli, semPrefix, 4)
+	dres := async(ctx, newSemaphore(t, cli, "pool", 2).Acquire)
+	waitKeys(t, cli, semPrefix, 5)
+
+	require.NoError(t, a.Release(ctx))
+	require.NoError(t, b.Release(ctx))
+	// The stray key is now the oldest: a limit-5 acquirer agrees with it,
+	// but the limit-2 keys behind it are ahead of this one.
+	_, err = newSemaphore(t, cli, "pool", 5).TryAcquire(ctx)
+	require.ErrorIs(t, err, lock.ErrLocked, "a limit-5 acquirer must not join two limit-2 waiters")
+
+	_, err = cli.Delete(ctx, stray) // the withdrawal lands
+	require.NoError(t, err)
+	c, d := receive(t, cres, 5*time.Second), receive(t, dres, 5*time.Second)
+	require.NoError(t, c.err)
+	require.NoError(t, d.err)
+	require.NoError(t, c.h.Err())
+	require.NoError(t, d.h.Err())
+}
