@@ -158,8 +158,12 @@ func (q Queue) await(ctx context.Context, s *session.Session, e Entry, r Rule, s
 				return q.check(ctx, e, r)
 			}
 			// Every key before ours is accounted for, up to this response's
-			// revision: the rule decides from what is left.
-			st = state{rev: resp.Header.Revision, before: left, complete: true, blockers: r.Blockers(left)}
+			// last event: the rule decides from what is left. Not up to its
+			// header's revision: a watch catching up (resumed after a broken
+			// stream) gets batches stamped with the store's current
+			// revision, and our own key's deletion may lie between the two.
+			last := resp.Events[len(resp.Events)-1].Kv.ModRevision
+			st = state{rev: last, before: left, complete: true, blockers: r.Blockers(left)}
 			if len(st.blockers) == 0 {
 				return st, nil
 			}
