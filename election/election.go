@@ -60,6 +60,9 @@ func New(cli *clientv3.Client, name string, opts ...Option) (*Election, error) {
 		return nil, err
 	}
 	e := &Election{cli: cli, name: name, prefix: keys.ElectionPrefix(o.ns, name), mgr: o.mgr}
+	if e.mgr != nil && !claimShared(e.mgr, e.prefix) {
+		return nil, fmt.Errorf("%w: %s", ErrSharedName, e.prefix)
+	}
 	if e.mgr == nil {
 		mgr, err := session.NewManager(cli, session.WithTTL(o.ttl))
 		if err != nil {
@@ -108,6 +111,8 @@ func (e *Election) Close() error {
 		e.wg.Wait()
 		if e.ownMgr {
 			errs = append(errs, e.mgr.Close())
+		} else {
+			releaseShared(e.mgr, e.prefix)
 		}
 		e.closeErr = errors.Join(errs...)
 	})

@@ -158,6 +158,17 @@ func TestSharedSessionManager(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, la.Lease(), s.Lease(), "the manager's session outlives the election")
 	require.NoError(t, lb.Err())
+
+	// A second open Election of one name on the Manager would share its key
+	// and lead beside the first: refused until the first is closed.
+	_, err = election.New(cli, "b", election.WithSessionManager(mgr))
+	require.ErrorIs(t, err, election.ErrSharedName)
+	own, err := election.New(cli, "b") // its own sessions: no clash
+	require.NoError(t, err)
+	require.NoError(t, own.Close())
+	require.NoError(t, b.Close())
+	again := newElection(t, cli, "b", election.WithSessionManager(mgr))
+	require.NoError(t, again.Close())
 }
 
 func TestCampaignCancelledLeavesNoKey(t *testing.T) {

@@ -27,6 +27,12 @@ var (
 	// concurrent campaign.
 	ErrBusy = errors.New("election: already campaigning or leading")
 
+	// ErrSharedName is returned by New for a second open Election of one
+	// name on one shared session.Manager: a lease has one key per
+	// election, so both would lead. Close the first, or give each its own
+	// Manager.
+	ErrSharedName = errors.New("election: an open Election of this name already uses the session manager")
+
 	// ErrKeyDeleted is a Leadership's Err when its key was deleted (by an
 	// operator, or with its lease) while it led. The session is renewed at
 	// once then, so if the lease went too, the session's Err soon says

@@ -22,7 +22,8 @@ func WithNamespace(ns string) Option { return func(o *options) { o.ns = ns } }
 // WithSessionManager makes the election ride on m's sessions, so that the
 // elections and locks of one process share a lease. The caller keeps
 // ownership of m: Close does not close it. Elections sharing a Manager must
-// have distinct names, since a lease has one key per election.
+// have distinct names, since a lease has one key per election: New returns
+// ErrSharedName for a second open one.
 func WithSessionManager(m *session.Manager) Option { return func(o *options) { o.mgr = m } }
 
 // WithTTL sets the lease TTL of the election's own sessions (default
