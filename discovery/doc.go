@@ -58,7 +58,8 @@
 // # Picking
 //
 // Pickers read a Source (a Cache) and precompute their state once per
-// snapshot; Pick itself takes no lock and does not allocate. RoundRobin,
+// snapshot, on the first Pick that sees it; every other Pick takes no lock
+// and does not allocate. RoundRobin,
 // Random, Weighted (smooth weighted round-robin over
 // roster.Instance.EffectiveWeight), P2C (power of two choices on calls in
 // flight) and ConsistentHash (sticky by key, minimal movement) all skip

@@ -17,7 +17,10 @@ type Source interface {
 }
 
 // Picker chooses an instance for one call. The pickers of this package
-// are safe for concurrent use; Pick takes no locks and does not allocate.
+// are safe for concurrent use. Pick takes no locks and does not allocate,
+// except the first Pick after the instances change, which rebuilds the
+// picker's state from the new snapshot under a lock (other Picks meanwhile
+// use the previous state).
 type Picker interface {
 	Pick() (Picked, error)
 }

@@ -86,7 +86,12 @@ func (r *grpcResolver) run(ctx context.Context) {
 	for {
 		ch, err := sub.Next(ctx)
 		if err != nil {
-			return // closed
+			if ctx.Err() == nil {
+				// The cache ended under us (the Discoverer or the etcd
+				// client was closed): say so rather than go quiet.
+				r.cc.ReportError(fmt.Errorf("discovery: resolver for %q stopped: %w", r.cache.Service(), err))
+			}
+			return
 		}
 		// Errors from UpdateState ask for re-resolution; a watch-based
 		// resolver has nothing better to offer than its next update.

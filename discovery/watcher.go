@@ -382,10 +382,17 @@ func (w *watcher) setErr(err error) {
 	w.err.Store(&errBox{err})
 }
 
+// addSub registers s, unless its cache handle is closed: Cache.Close
+// removes its subscriptions under the same lock, after marking itself
+// closed, so none is left behind.
 func (w *watcher) addSub(s *Subscription) {
 	w.subMu.Lock()
-	w.subs[s] = struct{}{}
-	w.subMu.Unlock()
+	defer w.subMu.Unlock()
+	select {
+	case <-s.c.closed:
+	default:
+		w.subs[s] = struct{}{}
+	}
 }
 
 func (w *watcher) removeSub(s *Subscription) {
