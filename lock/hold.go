@@ -104,8 +104,9 @@ func (h *Hold) Txn(ctx context.Context) clientv3.Txn { return h.fence.Txn(ctx) }
 //
 // If the delete fails (etcd unreachable, ctx done) the error is returned;
 // the key, and with it the lock, then stays taken until Release is called
-// again, the lock is closed, or the session ends. The Hold is over either
-// way: the caller must not act under it any more.
+// again or the session ends (closing the lock ends its own session, but not
+// one shared through WithSessionManager). The Hold is over either way: the
+// caller must not act under it any more.
 func (h *Hold) Release(ctx context.Context) error { return h.release(ctx, ErrReleased) }
 
 func (h *Hold) release(ctx context.Context, cause error) error {
