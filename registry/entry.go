@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/rosterkit/roster"
@@ -43,6 +44,13 @@ type entry struct {
 	// the lease we tried under, so a new lease tries again.
 	conflict      error
 	conflictLease clientv3.LeaseID
+
+	// foreign is the revision of the latest change of the key by someone
+	// else that the watch reported, and foreignKV what it left (nil for a
+	// deletion). A write whose reply comes after such a report must not
+	// record itself as the key's latest state: see wroteLocked.
+	foreign   int64
+	foreignKV *mvccpb.KeyValue
 }
 
 func newEntry(key, service, id string) *entry {
@@ -129,6 +137,20 @@ func (r *Registrar) wroteLocked(e *entry, lease clientv3.LeaseID, rev int64) {
 	// maxed with the previous one because a cluster restored from a
 	// snapshot may count revisions anew.
 	e.lease, e.rev = lease, rev
+	later, kv := e.foreign > rev, e.foreignKV
+	e.foreign, e.foreignKV = 0, nil
+	if later {
+		// Someone deleted or took the key after this write, and the watch
+		// said so before the write's reply arrived: that is the key's state.
+		if kv == nil {
+			e.lease, e.gone, e.conflict = 0, true, nil
+			r.setHealthLocked(false, fmt.Errorf("registry: %s deleted", e.key))
+		} else {
+			r.conflictLocked(e, duplicate(e.key, kv), lease)
+		}
+		r.poke()
+		return
+	}
 	e.gone, e.conflict = false, nil
 	if e.reported {
 		e.reported = false

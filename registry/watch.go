@@ -103,15 +103,27 @@ func (r *Registrar) observe(ev *clientv3.Event) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	e := r.entries[string(ev.Kv.Key)]
-	if e == nil || !e.registered || ev.Kv.ModRevision <= e.rev {
+	if e == nil || ev.Kv.ModRevision <= e.rev {
 		return // not ours, or older than our last write
+	}
+	if ev.Type != clientv3.EventTypeDelete && ev.Kv.Lease != 0 && r.owned[clientv3.LeaseID(ev.Kv.Lease)] {
+		return // our own write, seen before its reply
+	}
+	// Remembered for a write of ours in flight, whose reply would
+	// otherwise record it as the latest state (wroteLocked).
+	if ev.Kv.ModRevision > e.foreign {
+		e.foreign, e.foreignKV = ev.Kv.ModRevision, nil
+		if ev.Type != clientv3.EventTypeDelete {
+			e.foreignKV = ev.Kv
+		}
+	}
+	if !e.registered {
+		return // its first write is in flight
 	}
 	switch {
 	case ev.Type == clientv3.EventTypeDelete:
 		e.lease, e.gone, e.conflict = 0, true, nil
 		r.setHealthLocked(false, fmt.Errorf("registry: %s deleted", e.key))
-	case ev.Kv.Lease != 0 && r.owned[clientv3.LeaseID(ev.Kv.Lease)]:
-		return // our own write, seen before its reply
 	default:
 		var lease clientv3.LeaseID
 		if r.sess != nil {
