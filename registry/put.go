@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"time"
 
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -89,6 +90,7 @@ func (r *Registrar) put(ctx context.Context, e *entry, next func(*entry) (roster
 			if r.sessionEnded(ctx, s, err) {
 				continue // wait for the new lease and write again
 			}
+			r.unsure(e, lease)
 			return fmt.Errorf("registry: write %s: %w", e.key, err)
 		}
 		r.mu.Lock()
@@ -165,4 +167,30 @@ func (r *Registrar) liveSession(ctx context.Context) (*session.Session, error) {
 // write under a lost lease is worthless.
 func opContext(ctx context.Context, s *session.Session) (context.Context, context.CancelFunc) {
 	return context.WithDeadline(clientv3.WithRequireLeader(ctx), s.Deadline())
+}
+
+// unsureTimeout bounds the clean-up after a first write without a reply.
+const unsureTimeout = time.Second
+
+// unsure handles a write of e, held locked, that got no reply: etcd may
+// have applied it all the same. The key of a first registration is deleted
+// again (if it is under lease), so that a failed Register leaves nothing
+// behind; if etcd cannot be reached for that either, the key goes with the
+// lease at the latest. An update's entry is marked not in place, so the
+// recovery loop writes back the value the registrar kept, which is what a
+// failed Update promises.
+func (r *Registrar) unsure(e *entry, lease clientv3.LeaseID) {
+	r.mu.Lock()
+	registered := e.registered
+	if registered {
+		e.lease = 0
+		r.poke()
+	}
+	r.mu.Unlock()
+	if registered {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), unsureTimeout)
+	defer cancel()
+	_ = release(ctx, r.cli, e.key, lease, func(l clientv3.LeaseID) bool { return l == lease })
 }

@@ -88,7 +88,9 @@ func New(cli *clientv3.Client, opts ...Option) (*Registrar, error) {
 // refused with the errors of roster.Instance.Validate. While the lease is
 // being restored Register waits for the new one, up to ctx; if it returns
 // an error the instance is not registered (or, for an update, keeps its
-// previous value).
+// previous value). A write that got no reply may have landed all the same:
+// a new instance's key is then deleted again (or, if etcd cannot be reached
+// for that, goes with the lease), and an update is written back over.
 func (r *Registrar) Register(ctx context.Context, inst roster.Instance) error {
 	val, err := roster.EncodeInstance(inst)
 	if err != nil {
