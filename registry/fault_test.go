@@ -297,10 +297,7 @@ func TestDeletionDuringCutAndCompactionIsRepaired(t *testing.T) {
 	proxy.Cut()
 	_, err := plain.Delete(ctx, key("users", ids[2]))
 	require.NoError(t, err)
-	resp, err := plain.Put(ctx, "/elsewhere", "x")
-	require.NoError(t, err)
-	_, err = plain.Compact(ctx, resp.Header.Revision, clientv3.WithCompactPhysical())
-	require.NoError(t, err)
+	compactNow(t, plain)
 	proxy.Restore()
 
 	took := until(t, 10*time.Second, func() bool { return allUnder(t, plain, "users", ids, lease) }, "deleted key written back")
@@ -339,10 +336,7 @@ func TestConflictFreedDuringCutAndCompactionIsTakenBack(t *testing.T) {
 	proxy.Cut()
 	_, err = plain.Revoke(ctx, other.ID)
 	require.NoError(t, err)
-	resp, err := plain.Put(ctx, "/elsewhere", "x")
-	require.NoError(t, err)
-	_, err = plain.Compact(ctx, resp.Header.Revision, clientv3.WithCompactPhysical())
-	require.NoError(t, err)
+	compactNow(t, plain)
 	proxy.Restore()
 
 	until(t, 10*time.Second, func() bool { return allUnder(t, plain, "users", ids, lease) }, "freed key taken back")
@@ -373,4 +367,15 @@ func TestLargeInstancesAreRestoredInBatchesEtcdAccepts(t *testing.T) {
 		st := r.Status()
 		return st.Lease != old && allUnder(t, plain, "big", ids, st.Lease)
 	}, "64 instances of 14 KB restored under a new lease")
+}
+
+// compactNow compacts etcd up to a write made now, so that no watch can
+// resume from before it.
+func compactNow(t *testing.T, cli *clientv3.Client) {
+	t.Helper()
+	ctx := testCtx(t)
+	resp, err := cli.Put(ctx, "/elsewhere", "x")
+	require.NoError(t, err)
+	_, err = cli.Compact(ctx, resp.Header.Revision, clientv3.WithCompactPhysical())
+	require.NoError(t, err)
 }
