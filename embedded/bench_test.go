@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/rosterkit/roster/embedded"
+	"github.com/rosterkit/roster/internal/etcdtest"
 )
 
 // TestBenchStartClose measures Start and Close of one member with a client
@@ -79,7 +80,7 @@ func startRaw(t *testing.T, ctx context.Context) member {
 	cfg.Dir = t.TempDir()
 	cfg.Logger, cfg.LogLevel = "zap", "error"
 	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop())
-	client, peer := mustParse(t, "http://"+freeAddr(t)), mustParse(t, "http://"+freeAddr(t))
+	client, peer := mustParse(t, "http://"+etcdtest.FreeAddr(t)), mustParse(t, "http://"+etcdtest.FreeAddr(t))
 	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{client}, []url.URL{client}
 	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{peer}, []url.URL{peer}
 	cfg.InitialCluster = cfg.Name + "=" + peer.String()

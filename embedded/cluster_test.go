@@ -215,7 +215,7 @@ func TestStaticCluster(t *testing.T) {
 	ctx := ctxT(t, 60*time.Second)
 	var members []embedded.Member
 	for _, name := range []string{"a", "b", "c"} {
-		members = append(members, embedded.Member{Name: name, PeerURL: "http://" + freeAddr(t)})
+		members = append(members, embedded.Member{Name: name, PeerURL: "http://" + etcdtest.FreeAddr(t)})
 	}
 	dir := t.TempDir()
 	servers := make([]*embedded.Server, len(members))

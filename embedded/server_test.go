@@ -187,7 +187,7 @@ func TestReadinessTimeout(t *testing.T) {
 	// One member of a three-member static cluster cannot be ready alone.
 	var members []embedded.Member
 	for _, name := range []string{"a", "b", "c"} {
-		members = append(members, embedded.Member{Name: name, PeerURL: "http://" + freeAddr(t)})
+		members = append(members, embedded.Member{Name: name, PeerURL: "http://" + etcdtest.FreeAddr(t)})
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
 	defer cancel()
@@ -307,15 +307,6 @@ func (h *recordingHandler) has(msg, key, val string) bool {
 		}
 	}
 	return false
-}
-
-// freeAddr returns a loopback address that was free a moment ago.
-func freeAddr(t testing.TB) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer l.Close()
-	return l.Addr().String()
 }
 
 func hostport(t testing.TB, rawURL string) string {

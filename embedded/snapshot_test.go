@@ -73,7 +73,7 @@ func TestSnapshotRestore(t *testing.T) {
 	opts := []embedded.Option{
 		embedded.WithName("restored"),
 		embedded.WithDataDir(filepath.Join(dir, "restored")),
-		embedded.WithPeerAddr(freeAddr(t)),
+		embedded.WithPeerAddr(etcdtest.FreeAddr(t)),
 	}
 	require.NoError(t, embedded.Restore(path, opts...))
 	require.Error(t, embedded.Restore(path, opts...), "Restore never overwrites a data dir")
@@ -98,7 +98,7 @@ func TestSnapshotRestore(t *testing.T) {
 
 func TestRestoreRefusesBadInput(t *testing.T) {
 	dir := t.TempDir()
-	good := []embedded.Option{embedded.WithName("r"), embedded.WithPeerAddr(freeAddr(t))}
+	good := []embedded.Option{embedded.WithName("r"), embedded.WithPeerAddr(etcdtest.FreeAddr(t))}
 
 	// A database whose hash does not match is refused, not restored.
 	corrupt := filepath.Join(dir, "corrupt.db")

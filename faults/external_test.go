@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -103,19 +102,19 @@ func startExternal(t *testing.T, n int) *externalCluster {
 
 func tryStartExternal(t *testing.T, bin string, n int) (*externalCluster, error) {
 	dir := t.TempDir()
-	ports, err := freePorts(2 * n)
-	if err != nil {
-		return nil, err
+	addrs := make([]string, 2*n) // client, peer, for each member
+	for i := range addrs {
+		addrs[i] = etcdtest.FreeAddr(t)
 	}
 	var initial []string
 	for i := range n {
-		initial = append(initial, fmt.Sprintf("m%d=http://127.0.0.1:%d", i, ports[2*i+1]))
+		initial = append(initial, fmt.Sprintf("m%d=http://%s", i, addrs[2*i+1]))
 	}
 	c := &externalCluster{t: t}
 	var endpoints []string
 	for i := range n {
-		clientURL := fmt.Sprintf("http://127.0.0.1:%d", ports[2*i])
-		peerURL := fmt.Sprintf("http://127.0.0.1:%d", ports[2*i+1])
+		clientURL := "http://" + addrs[2*i]
+		peerURL := "http://" + addrs[2*i+1]
 		endpoints = append(endpoints, clientURL)
 		c.members = append(c.members, &process{
 			name:      fmt.Sprintf("m%d", i),
@@ -154,26 +153,6 @@ func tryStartExternal(t *testing.T, bin string, n int) (*externalCluster, error)
 	c.status = etcdtest.NewClient(t, endpoints...)
 	t.Cleanup(c.killAll) // runs before the client's cleanup, registered earlier
 	return c, nil
-}
-
-// freePorts returns n distinct loopback ports that were free a moment ago.
-func freePorts(n int) ([]int, error) {
-	var ports []int
-	var ls []net.Listener
-	defer func() {
-		for _, l := range ls {
-			l.Close()
-		}
-	}()
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, err
-		}
-		ls = append(ls, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	return ports, nil
 }
 
 func (c *externalCluster) killAll() {

@@ -3,7 +3,6 @@ package registry_test
 import (
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -259,7 +258,7 @@ func TestRestoredAfterEtcdRestoredFromSnapshot(t *testing.T) {
 	opts := []embedded.Option{
 		embedded.WithName("restored"),
 		embedded.WithDataDir(filepath.Join(dir, "restored")),
-		embedded.WithPeerAddr(freeAddr(t)),
+		embedded.WithPeerAddr(etcdtest.FreeAddr(t)),
 		embedded.WithClientAddr(strings.TrimPrefix(m.Endpoints()[0], "http://")),
 	}
 	require.NoError(t, embedded.Restore(snap, opts...))
@@ -305,14 +304,6 @@ func TestDeletionDuringCutAndCompactionIsRepaired(t *testing.T) {
 	lost := waitEvent(t, r, registry.EventLost, time.Second)
 	assert.Equal(t, ids[2], lost.ID, "found by re-reading the service, reported as one key lost")
 	until(t, 2*time.Second, func() bool { return r.Status().Healthy }, "healthy")
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer l.Close()
-	return l.Addr().String()
 }
 
 // A key held by another owner is freed while the registrar's watch is cut

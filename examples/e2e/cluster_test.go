@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rosterkit/roster/internal/etcdtest"
 	"github.com/stretchr/testify/require"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
@@ -20,7 +21,7 @@ func TestThreeGatewaysFormOneCluster(t *testing.T) {
 	nodes := make([]node, 3)
 	var initial []string
 	for i := range nodes {
-		nodes[i] = node{name: fmt.Sprintf("g%d", i+1), peer: freeAddr(t), etcd: freeAddr(t), http: freeAddr(t)}
+		nodes[i] = node{name: fmt.Sprintf("g%d", i+1), peer: etcdtest.FreeAddr(t), etcd: etcdtest.FreeAddr(t), http: etcdtest.FreeAddr(t)}
 		initial = append(initial, nodes[i].name+"=http://"+nodes[i].peer)
 	}
 	procs := make([]*proc, 3)

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rosterkit/roster/internal/etcdtest"
 	"github.com/stretchr/testify/require"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
@@ -30,7 +31,7 @@ type demo struct {
 
 func newDemo(t *testing.T) *demo {
 	gw, wk := build(t)
-	d := &demo{t: t, gw: gw, wk: wk, etcdAddr: freeAddr(t), httpAddr: freeAddr(t),
+	d := &demo{t: t, gw: gw, wk: wk, etcdAddr: etcdtest.FreeAddr(t), httpAddr: etcdtest.FreeAddr(t),
 		dataDir: t.TempDir(), workers: map[string]*proc{}}
 	d.startGateway()
 	return d
