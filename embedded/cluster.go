@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -138,7 +139,7 @@ func Join(ctx context.Context, cli *clientv3.Client, opts ...Option) (*Server, e
 			c.cluster = append(c.cluster, Member{Name: name, PeerURL: u})
 		}
 	}
-	s, err := startResolved(ctx, c)
+	s, err := startJoining(ctx, c)
 	if err != nil {
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), defaultOpTimeout)
 		defer cancel()
@@ -148,6 +149,31 @@ func Join(ctx context.Context, cli *clientv3.Client, opts ...Option) (*Server, e
 		return nil, err
 	}
 	return s, nil
+}
+
+// startJoining starts a member added by Join. On start, etcd compares the
+// member list it was given with the one it reads from a peer, and a peer
+// that has not yet applied the addition (it learns of the commit by the
+// next heartbeat) still lists one member fewer; the start is then tried
+// again, bounded by ctx.
+func startJoining(ctx context.Context, c config) (*Server, error) {
+	const (
+		every    = 100 * time.Millisecond
+		attempts = 20
+	)
+	for i := 1; ; i++ {
+		s, err := startResolved(ctx, c)
+		if err == nil || i == attempts || !strings.Contains(err.Error(), "member count is unequal") {
+			return s, err
+		}
+		t := time.NewTimer(every)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, err
+		case <-t.C:
+		}
+	}
 }
 
 // Leave removes this member from its cluster through the other members, then
