@@ -110,8 +110,6 @@ func (r *grpcResolver) state(s *Snapshot) resolver.State {
 			continue
 		}
 		attrs := attributes.New(instanceKey{}, instanceAttr{*in})
-		addr := resolver.Address{Addr: in.Addr, BalancerAttributes: attrs}
-		st.Addresses = append(st.Addresses, addr)
 		st.Endpoints = append(st.Endpoints, resolver.Endpoint{
 			Addresses:  []resolver.Address{{Addr: in.Addr}},
 			Attributes: attrs,

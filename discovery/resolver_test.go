@@ -117,15 +117,12 @@ func TestResolverStateCarriesInstancesAndFilters(t *testing.T) {
 	r := &grpcResolver{filter: MatchMetadata(map[string]string{"zone": target.URL.Query().Get("zone")})}
 	st := r.state(snap)
 	require.Len(t, st.Endpoints, 1)
-	require.Len(t, st.Addresses, 1)
+	assert.Empty(t, st.Addresses, "endpoints only: gRPC's Addresses field is deprecated")
 	assert.Equal(t, "10.0.0.1:80", st.Endpoints[0].Addresses[0].Addr)
 	got, ok := InstanceFromAttributes(st.Endpoints[0].Attributes)
 	require.True(t, ok)
 	assert.Equal(t, 5, got.Weight)
 	assert.Equal(t, "eu", got.Metadata["zone"])
-	got2, ok := InstanceFromAttributes(st.Addresses[0].BalancerAttributes)
-	require.True(t, ok)
-	assert.True(t, equalInstance(&got, &got2))
 	// Equal content gives equal attributes, so gRPC keeps its connections
 	// across snapshots.
 	again := r.state(&Snapshot{Service: "svc", Instances: append([]roster.Instance(nil), insts...)})

@@ -187,6 +187,6 @@ func TestCampaignCancelledLeavesNoKey(t *testing.T) {
 	require.Equal(t, 1, candidates(t, m.Client(), "cancel"), "the cancelled campaign withdrew its key")
 
 	// The candidate can campaign again afterwards.
-	res = campaignAsync(t, ctx, b, "b", nil)
+	campaignAsync(t, ctx, b, "b", nil)
 	awaitCandidates(t, m.Client(), "cancel", 2)
 }

@@ -10,29 +10,25 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/rosterkit/roster/election"
-	"github.com/rosterkit/roster/embedded"
+	"github.com/rosterkit/roster/internal/etcdtest"
 )
 
-// startEtcd starts an in-process etcd for the examples; a real application
-// connects to its cluster instead.
-func startEtcd(ctx context.Context) (*embedded.Server, *clientv3.Client) {
-	srv, err := embedded.Start(ctx)
+// connect returns a client of a throwaway etcd member for the examples; an
+// application creates its client with clientv3.New and its cluster's
+// endpoints.
+func connect() (*clientv3.Client, func()) {
+	cli, stop, err := etcdtest.Standalone()
 	if err != nil {
 		log.Fatal(err)
 	}
-	cli, err := srv.Client()
-	if err != nil {
-		log.Fatal(err)
-	}
-	return srv, cli
+	return cli, stop
 }
 
 // Campaign, act as leader with fenced writes, and resign.
 func Example() {
 	ctx := context.Background()
-	srv, cli := startEtcd(ctx)
-	defer srv.Close()
-	defer cli.Close()
+	cli, stop := connect()
+	defer stop()
 
 	e, err := election.New(cli, "billing", election.WithTTL(5*time.Second))
 	if err != nil {
@@ -68,9 +64,8 @@ func Example() {
 // Run a singleton job on whichever process leads.
 func ExampleElection_Run() {
 	ctx, cancel := context.WithCancel(context.Background())
-	srv, cli := startEtcd(ctx)
-	defer srv.Close()
-	defer cli.Close()
+	cli, stop := connect()
+	defer stop()
 
 	e, err := election.New(cli, "compactor")
 	if err != nil {
@@ -95,9 +90,8 @@ func ExampleElection_Run() {
 func ExampleElection_Observe() {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	srv, cli := startEtcd(ctx)
-	defer srv.Close()
-	defer cli.Close()
+	cli, stop := connect()
+	defer stop()
 
 	watcher, err := election.New(cli, "router")
 	if err != nil {

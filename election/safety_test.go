@@ -196,51 +196,6 @@ func TestLeaderKeyDeleted(t *testing.T) {
 	require.Greater(t, r.l.Rev(), la.Rev())
 }
 
-// The partition is between etcd members instead of between the leader and
-// its member: the leader's client still reaches its member, but that member
-// is cut off from its peers. The leader must still know it lost before a
-// candidate on the majority side wins, and its fenced write must be
-// refused once the member is back.
-func TestLeaderOnIsolatedMemberLearnsFirst(t *testing.T) {
-	cl := etcdtest.StartCluster(t, 3)
-	for trial := range 3 {
-		isolatedMemberTrial(t, cl, fmt.Sprintf("iso%d", trial))
-	}
-}
-
-func isolatedMemberTrial(t *testing.T, cl *etcdtest.Cluster, name string) {
-	ctx := testCtx(t)
-	const ttl = 2 * time.Second
-	pinned := cl.Follower()
-	others := etcdtest.NewClient(t, cl.EndpointsExcept(pinned)...)
-	a := newElection(t, etcdtest.NewClient(t, pinned.Endpoints()...), name, election.WithTTL(ttl))
-	la, err := a.Campaign(ctx, "a")
-	require.NoError(t, err)
-	lost := lossTime(la)
-	b := newElection(t, others, name, election.WithTTL(ttl))
-	bres := campaignAsync(t, ctx, b, "b", la)
-	awaitCandidates(t, others, name, 2)
-
-	cl.Isolate(pinned)
-	isolated := time.Now()
-	var won campaignResult
-	select {
-	case won = <-bres:
-	case <-time.After(15 * time.Second):
-		t.Fatal("no candidate won within 15 s of the isolation")
-	}
-	require.NoError(t, won.err)
-	require.True(t, won.otherDone, "%s: the new leader won while the old one still believed it led", name)
-	require.Greater(t, won.l.Rev(), la.Rev())
-	t.Logf("%s: the old leader knew %v before the new one won (%v after the isolation)", name,
-		won.at.Sub(<-lost).Round(time.Millisecond), won.at.Sub(isolated).Round(time.Millisecond))
-
-	cl.Heal(pinned)
-	requireFencedOut(t, others, la, won.l, name)
-	a.Close()
-	b.Close()
-}
-
 // requireFencedOut checks that the deposed leader old can no longer write:
 // its own Do refuses, and etcd refuses its fenced transaction when another
 // client sends it; the current leader's write lands.
@@ -254,14 +209,4 @@ func requireFencedOut(t *testing.T, cli *clientv3.Client, old, current *election
 	require.False(t, raw.Succeeded, "etcd rejects the deposed leader's fenced write")
 	_, err = current.Do(ctx, clientv3.OpPut("/t/"+name, "fresh"))
 	require.NoError(t, err)
-}
-
-// lossTime sends the time l's Done closed, once it has.
-func lossTime(l *election.Leadership) <-chan time.Time {
-	ch := make(chan time.Time, 1)
-	go func() {
-		<-l.Done()
-		ch <- time.Now()
-	}()
-	return ch
 }

@@ -12,13 +12,14 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/rosterkit/roster/embedded"
+	"github.com/rosterkit/roster/embedded/embeddedtest"
 	"github.com/rosterkit/roster/internal/etcdtest"
 )
 
 func TestAuth(t *testing.T) {
 	t.Parallel()
 	ctx := ctxT(t, 60*time.Second)
-	m := etcdtest.Start(t, embedded.WithAuth("s3cret"))
+	m := embeddedtest.Start(t, embedded.WithAuth("s3cret"))
 
 	// Each login costs a bcrypt comparison, about a second under -race.
 	check := func(t *testing.T) {

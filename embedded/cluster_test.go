@@ -15,6 +15,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/rosterkit/roster/embedded"
+	"github.com/rosterkit/roster/embedded/embeddedtest"
 	"github.com/rosterkit/roster/internal/etcdtest"
 )
 
@@ -23,7 +24,7 @@ import (
 // share the cluster and run in order.
 func TestCluster(t *testing.T) {
 	t.Parallel()
-	c := etcdtest.StartCluster(t, 3)
+	c := embeddedtest.StartCluster(t, 3)
 	ctx := ctxT(t, 90*time.Second)
 	cli := c.Client()
 	put(t, ctx, cli, "before", "1")
@@ -88,10 +89,10 @@ func TestCluster(t *testing.T) {
 
 	for _, tc := range []struct {
 		name string
-		stop func(*etcdtest.Member)
+		stop func(*embeddedtest.Member)
 	}{
-		{"LeaderStopped", (*etcdtest.Member).Stop},
-		{"LeaderKilled", (*etcdtest.Member).Kill},
+		{"LeaderStopped", (*embeddedtest.Member).Stop},
+		{"LeaderKilled", (*embeddedtest.Member).Kill},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			old := c.Leader()
@@ -188,7 +189,7 @@ func (w *writer) stop() (maxGap time.Duration, writes int) {
 	return w.maxGap, w.writes
 }
 
-func othersEndpoints(c *etcdtest.Cluster, not *etcdtest.Member) []string {
+func othersEndpoints(c *embeddedtest.Cluster, not *embeddedtest.Member) []string {
 	var eps []string
 	for _, m := range c.Members {
 		if m != not {

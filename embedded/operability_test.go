@@ -11,13 +11,13 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/rosterkit/roster/embedded"
-	"github.com/rosterkit/roster/internal/etcdtest"
+	"github.com/rosterkit/roster/embedded/embeddedtest"
 )
 
 func TestAutoCompaction(t *testing.T) {
 	t.Parallel()
 	ctx := ctxT(t, 60*time.Second)
-	m := etcdtest.Start(t, embedded.WithAutoCompaction(time.Second))
+	m := embeddedtest.Start(t, embedded.WithAutoCompaction(time.Second))
 	cli := m.Client()
 	first, err := cli.Put(ctx, "k", "1")
 	require.NoError(t, err)
@@ -32,7 +32,7 @@ func TestAutoCompaction(t *testing.T) {
 func TestQuotaBackendBytes(t *testing.T) {
 	t.Parallel()
 	ctx := ctxT(t, 60*time.Second)
-	m := etcdtest.Start(t, embedded.WithQuotaBackendBytes(1<<20))
+	m := embeddedtest.Start(t, embedded.WithQuotaBackendBytes(1<<20))
 	cli := m.Client()
 	big := strings.Repeat("x", 64<<10)
 	var err error

@@ -19,6 +19,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/rosterkit/roster/embedded"
+	"github.com/rosterkit/roster/embedded/embeddedtest"
 	"github.com/rosterkit/roster/internal/etcdtest"
 )
 
@@ -220,7 +221,7 @@ func TestInvalidConfig(t *testing.T) {
 // TestRestartKeepsData restarts a single member, which has no peer to catch
 // up from: whatever it reads afterwards came from its data dir.
 func TestRestartKeepsData(t *testing.T) {
-	m := etcdtest.Start(t)
+	m := embeddedtest.Start(t)
 	ctx := ctxT(t, 30*time.Second)
 	cli := m.Client()
 	for i := range 10 {

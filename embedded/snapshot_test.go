@@ -17,13 +17,14 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/rosterkit/roster/embedded"
+	"github.com/rosterkit/roster/embedded/embeddedtest"
 	"github.com/rosterkit/roster/internal/etcdtest"
 )
 
 func TestSnapshotRestore(t *testing.T) {
 	t.Parallel()
 	ctx := ctxT(t, 60*time.Second)
-	m := etcdtest.Start(t)
+	m := embeddedtest.Start(t)
 	cli := m.Client()
 	const keys = 100
 	for i := range keys {

@@ -21,6 +21,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/rosterkit/roster/embedded"
+	"github.com/rosterkit/roster/embedded/embeddedtest"
 	"github.com/rosterkit/roster/internal/etcdtest"
 )
 
@@ -31,7 +32,7 @@ func TestTLS(t *testing.T) {
 	ca := newCA(t, "roster test CA")
 	server := ca.issue(t, "member", x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth)
 	server.ClientCertAuth = true
-	c := etcdtest.StartCluster(t, 3, embedded.WithClientTLS(server), embedded.WithPeerTLS(server))
+	c := embeddedtest.StartCluster(t, 3, embedded.WithClientTLS(server), embedded.WithPeerTLS(server))
 	ctx := ctxT(t, 60*time.Second)
 
 	t.Run("ServerClient", func(t *testing.T) {

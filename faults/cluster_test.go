@@ -4,7 +4,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/rosterkit/roster/internal/etcdtest"
+	"github.com/rosterkit/roster/embedded/embeddedtest"
 )
 
 // cluster is the etcd cluster under test, as far as the suite needs it:
@@ -70,11 +70,11 @@ func stopAll(t *testing.T, c cluster, members []int, kill bool) {
 
 // embeddedCluster is a cluster of members embedded in the test process.
 type embeddedCluster struct {
-	c *etcdtest.Cluster
+	c *embeddedtest.Cluster
 }
 
 func startEmbedded(t *testing.T, n int) *embeddedCluster {
-	return &embeddedCluster{c: etcdtest.StartCluster(t, n)}
+	return &embeddedCluster{c: embeddedtest.StartCluster(t, n)}
 }
 
 func (e *embeddedCluster) Size() int             { return len(e.c.Members) }

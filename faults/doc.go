@@ -20,11 +20,14 @@
 // refused one is absent.
 //
 // The cluster is an interface with two implementations: members embedded in
-// the test process, and standalone etcd processes built from etcd's own
-// server at the version in go.mod, which the SDK reaches only over the
-// network. Both run the same suite:
+// the test process (package embeddedtest), and member processes the SDK
+// reaches only over the network: roster-etcd, or etcd's own server built at
+// the version in go.mod. Both run the same suite. This module also holds the
+// tests that need the server's internals, such as a member cut off from its
+// peers while it keeps serving its clients.
 //
 //	go test -race -run TestFaults ./faults                       # embedded, about a minute
 //	ROSTER_SOAK=1 go test -run TestFaults -timeout 60m ./faults  # more rounds (ROSTER_SOAK_ROUNDS, default 10)
-//	scripts/external-cluster.sh                                  # etcd processes (ROSTER_EXTERNAL=1)
+//	ROSTER_EXTERNAL=1 go test -run TestFaultsExternal ./faults   # roster-etcd processes
+//	scripts/external-cluster.sh                                  # etcd's own server processes
 package faults

@@ -37,9 +37,9 @@ func TestFaults(t *testing.T) {
 // and faults are SIGKILL and SIGTERM.
 func TestFaultsExternal(t *testing.T) {
 	if os.Getenv("ROSTER_EXTERNAL") != "1" {
-		t.Skip("set ROSTER_EXTERNAL=1, or run scripts/external-cluster.sh, to run against etcd processes")
+		t.Skip("set ROSTER_EXTERNAL=1, or run scripts/external-cluster.sh, to run against member processes")
 	}
-	runSuite(t, startExternal(t, 3))
+	runSuite(t, startProcesses(t, 3))
 }
 
 // fault breaks the cluster or a client in one way and returns once it is

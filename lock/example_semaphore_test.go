@@ -12,9 +12,8 @@ import (
 // A semaphore admits at most its limit of holders at once.
 func ExampleSemaphore() {
 	ctx := context.Background()
-	srv, cli := startEtcd(ctx)
-	defer srv.Close()
-	defer cli.Close()
+	cli, stop := connect()
+	defer stop()
 
 	sem, err := lock.NewSemaphore(cli, "crawlers", 2)
 	if err != nil {
@@ -39,9 +38,8 @@ func ExampleSemaphore() {
 // Readers share an RWMutex; a writer has it alone.
 func ExampleRWMutex() {
 	ctx := context.Background()
-	srv, cli := startEtcd(ctx)
-	defer srv.Close()
-	defer cli.Close()
+	cli, stop := connect()
+	defer stop()
 
 	rw, err := lock.NewRWMutex(cli, "config")
 	if err != nil {

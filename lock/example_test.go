@@ -8,31 +8,27 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
-	"github.com/rosterkit/roster/embedded"
+	"github.com/rosterkit/roster/internal/etcdtest"
 	"github.com/rosterkit/roster/lock"
 )
 
-// startEtcd starts an in-process etcd for the examples; a real application
-// connects to its cluster instead.
-func startEtcd(ctx context.Context) (*embedded.Server, *clientv3.Client) {
-	srv, err := embedded.Start(ctx)
+// connect returns a client of a throwaway etcd member for the examples; an
+// application creates its client with clientv3.New and its cluster's
+// endpoints.
+func connect() (*clientv3.Client, func()) {
+	cli, stop, err := etcdtest.Standalone()
 	if err != nil {
 		log.Fatal(err)
 	}
-	cli, err := srv.Client()
-	if err != nil {
-		log.Fatal(err)
-	}
-	return srv, cli
+	return cli, stop
 }
 
 // Run a job while holding a lock. The job's context is cancelled if the
 // lock is lost, and WithLock then says so.
 func Example() {
 	ctx := context.Background()
-	srv, cli := startEtcd(ctx)
-	defer srv.Close()
-	defer cli.Close()
+	cli, stop := connect()
+	defer stop()
 
 	mu, err := lock.NewMutex(cli, "nightly-report")
 	if err != nil {
@@ -55,9 +51,8 @@ func Example() {
 // with its create revision.
 func ExampleHold_Txn() {
 	ctx := context.Background()
-	srv, cli := startEtcd(ctx)
-	defer srv.Close()
-	defer cli.Close()
+	cli, stop := connect()
+	defer stop()
 
 	mu, err := lock.NewMutex(cli, "billing")
 	if err != nil {

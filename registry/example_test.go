@@ -11,31 +11,27 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/rosterkit/roster"
-	"github.com/rosterkit/roster/embedded"
+	"github.com/rosterkit/roster/internal/etcdtest"
 	"github.com/rosterkit/roster/registry"
 )
 
-// startEtcd starts an in-process etcd for the examples; a real application
-// connects to its cluster instead.
-func startEtcd(ctx context.Context) (*embedded.Server, *clientv3.Client) {
-	srv, err := embedded.Start(ctx)
+// connect returns a client of a throwaway etcd member for the examples; an
+// application creates its client with clientv3.New and its cluster's
+// endpoints.
+func connect() (*clientv3.Client, func()) {
+	cli, stop, err := etcdtest.Standalone()
 	if err != nil {
 		log.Fatal(err)
 	}
-	cli, err := srv.Client()
-	if err != nil {
-		log.Fatal(err)
-	}
-	return srv, cli
+	return cli, stop
 }
 
 // Register an instance, and take it out gracefully at shutdown: drain it so
 // discovery stops sending new work, then close, which removes it at once.
 func Example() {
 	ctx := context.Background()
-	srv, cli := startEtcd(ctx)
-	defer srv.Close()
-	defer cli.Close()
+	cli, stop := connect()
+	defer stop()
 
 	reg, err := registry.New(cli, registry.WithTTL(10*time.Second))
 	if err != nil {
@@ -71,9 +67,8 @@ func Example() {
 // than silently taking over the first one's registration.
 func ExampleRegistrar_Register_duplicate() {
 	ctx := context.Background()
-	srv, cli := startEtcd(ctx)
-	defer srv.Close()
-	defer cli.Close()
+	cli, stop := connect()
+	defer stop()
 
 	first, _ := registry.New(cli)
 	defer first.Close(ctx)
@@ -93,9 +88,8 @@ func ExampleRegistrar_Register_duplicate() {
 // to it.
 func ExampleRegistrar_Status() {
 	ctx := context.Background()
-	srv, cli := startEtcd(ctx)
-	defer srv.Close()
-	defer cli.Close()
+	cli, stop := connect()
+	defer stop()
 	reg, _ := registry.New(cli)
 	defer reg.Close(ctx)
 

@@ -3,8 +3,6 @@ package registry_test
 import (
 	"context"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -14,7 +12,6 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 
-	"github.com/rosterkit/roster/embedded"
 	"github.com/rosterkit/roster/internal/etcdtest"
 	"github.com/rosterkit/roster/registry"
 )
@@ -233,52 +230,6 @@ func TestTakenKeyIsReportedNotClobbered(t *testing.T) {
 	require.NoError(t, err)
 	until(t, 2*time.Second, func() bool { return allUnder(t, plain, "users", ids, lease) }, "taken back once free")
 	until(t, time.Second, func() bool { return r.Status().Healthy }, "healthy again")
-}
-
-// etcd restored from a snapshot taken before the registration: the lease
-// and the keys are gone and revisions jump ahead. Everything comes back on
-// a new lease, and the watch still catches later deletions.
-func TestRestoredAfterEtcdRestoredFromSnapshot(t *testing.T) {
-	ctx := testCtx(t)
-	m := etcdtest.Start(t)
-	dir := t.TempDir()
-	snap := filepath.Join(dir, "snap.db")
-	f, err := os.Create(snap)
-	require.NoError(t, err)
-	_, err = m.Server().Snapshot(ctx, f)
-	require.NoError(t, err)
-	require.NoError(t, f.Close())
-
-	cli := etcdtest.NewClient(t, m.Endpoints()...)
-	r := newRegistrar(t, cli, registry.WithTTL(testTTL))
-	ids := registerN(t, r, "users", 5)
-	old := r.Status().Lease
-
-	m.Stop()
-	opts := []embedded.Option{
-		embedded.WithName("restored"),
-		embedded.WithDataDir(filepath.Join(dir, "restored")),
-		embedded.WithPeerAddr(etcdtest.FreeAddr(t)),
-		embedded.WithClientAddr(strings.TrimPrefix(m.Endpoints()[0], "http://")),
-	}
-	require.NoError(t, embedded.Restore(snap, opts...))
-	srv, err := embedded.Start(ctx, opts...)
-	require.NoError(t, err)
-	t.Cleanup(func() { srv.Close() })
-	plain := etcdtest.NewClient(t, srv.Endpoints()...)
-
-	took := until(t, 10*time.Second, func() bool {
-		st := r.Status()
-		return st.Healthy && st.Lease != old && allUnder(t, plain, "users", ids, st.Lease)
-	}, "every instance back on the restored cluster")
-	t.Logf("all %d instances back %v after the restored etcd was ready", len(ids), took.Round(time.Millisecond))
-	assert.Less(t, took, 2*time.Second)
-
-	_, err = plain.Delete(ctx, key("users", ids[0]))
-	require.NoError(t, err)
-	until(t, 2*time.Second, func() bool { return get(t, plain, "users", ids[0]) != nil }, "a later deletion is still seen")
-	require.NoError(t, r.Close(ctx))
-	assert.Nil(t, get(t, plain, "users", ids[1]))
 }
 
 // The watch falls behind a compaction while the registrar is cut off, and a

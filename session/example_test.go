@@ -3,11 +3,12 @@ package session_test
 import (
 	"context"
 	"fmt"
+	"log"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
-	"github.com/rosterkit/roster/embedded"
+	"github.com/rosterkit/roster/internal/etcdtest"
 	"github.com/rosterkit/roster/session"
 )
 
@@ -16,18 +17,8 @@ import (
 func Example() {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	srv, err := embedded.Start(ctx)
-	if err != nil {
-		fmt.Println(err)
-		return
-	}
-	defer srv.Close()
-	cli, err := srv.Client()
-	if err != nil {
-		fmt.Println(err)
-		return
-	}
-	defer cli.Close()
+	cli, stop := connect()
+	defer stop()
 
 	s, err := session.New(ctx, cli, session.WithTTL(5*time.Second))
 	if err != nil {
@@ -56,18 +47,8 @@ func Example() {
 func ExampleManager() {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	srv, err := embedded.Start(ctx)
-	if err != nil {
-		fmt.Println(err)
-		return
-	}
-	defer srv.Close()
-	cli, err := srv.Client()
-	if err != nil {
-		fmt.Println(err)
-		return
-	}
-	defer cli.Close()
+	cli, stop := connect()
+	defer stop()
 
 	m, err := session.NewManager(cli)
 	if err != nil {
@@ -80,4 +61,15 @@ func ExampleManager() {
 	fmt.Println("one lease:", a.Lease() == b.Lease())
 	// Output:
 	// one lease: true
+}
+
+// connect returns a client of a throwaway etcd member for the examples; an
+// application creates its client with clientv3.New and its cluster's
+// endpoints.
+func connect() (*clientv3.Client, func()) {
+	cli, stop, err := etcdtest.Standalone()
+	if err != nil {
+		log.Fatal(err)
+	}
+	return cli, stop
 }

@@ -2,52 +2,97 @@ package etcdtest
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"go.etcd.io/etcd/client/pkg/v3/types"
 	clientv3 "go.etcd.io/etcd/client/v3"
-
-	"github.com/rosterkit/roster/embedded"
 )
 
-// Cluster is a multi-member cluster started for a test.
+// Cluster is a multi-member cluster of member processes started for a test.
 type Cluster struct {
 	t       testing.TB
 	Members []*Member
 }
 
-// StartCluster bootstraps an n-member cluster for t.
-func StartCluster(t testing.TB, n int, opts ...embedded.Option) *Cluster {
+// StartCluster bootstraps an n-member cluster for t. flags are extra
+// roster-etcd flags for every member.
+func StartCluster(t testing.TB, n int, flags ...string) *Cluster {
 	t.Helper()
-	opts = append([]embedded.Option{embedded.WithDataDir(t.TempDir())}, opts...)
-	ctx, cancel := context.WithTimeout(context.Background(), StartTimeout)
-	defer cancel()
-	servers, err := embedded.StartCluster(ctx, n, opts...)
-	if err != nil {
-		t.Fatalf("etcdtest: start cluster: %v", err)
+	bin := binary(t)
+	var err error
+	for range 3 { // a free port may be taken before etcd binds it
+		var c *Cluster
+		if c, err = tryStartCluster(t, bin, n, flags); err == nil {
+			return c
+		}
+		if !portClash(err) {
+			break
+		}
 	}
-	var members []embedded.Member
-	for _, s := range servers {
-		members = append(members, embedded.Member{Name: s.Name(), PeerURL: s.PeerURL()})
-	}
-	c := &Cluster{t: t}
-	for _, s := range servers {
-		c.Members = append(c.Members, adopt(t, s, append(opts, embedded.WithCluster("", members...))))
-	}
-	// Runs before the members' own cleanups, which then find them closed.
-	t.Cleanup(c.abortAll)
-	return c
+	t.Fatalf("etcdtest: start cluster: %v", err)
+	return nil
 }
 
-// abortAll stops every member at once: a graceful Close of a cluster member
-// takes about a second (etcd drains its peer connections), and a test's
-// data has no need of an orderly shutdown.
-func (c *Cluster) abortAll() {
+func tryStartCluster(t testing.TB, bin string, n int, flags []string) (*Cluster, error) {
+	dir := t.TempDir()
+	clients, peers := make([]string, n), make([]string, n)
+	var initial []string
+	for i := range n {
+		clients[i], peers[i] = FreeAddr(t), FreeAddr(t)
+		initial = append(initial, fmt.Sprintf("m%d=http://%s", i, peers[i]))
+	}
+	c := &Cluster{t: t}
+	for i := range n {
+		name := fmt.Sprintf("m%d", i)
+		c.Members = append(c.Members, &Member{t: t, p: &process{
+			name:      name,
+			clientURL: "http://" + clients[i],
+			logPath:   filepath.Join(dir, name+".log"),
+			args: append([]string{bin,
+				"--name", name,
+				"--data-dir", filepath.Join(dir, name),
+				"--listen-client-urls", "http://" + clients[i],
+				"--listen-peer-urls", "http://" + peers[i],
+				"--initial-cluster", strings.Join(initial, ","),
+				"--initial-cluster-token", "etcdtest",
+				"--log-level", "warn",
+			}, flags...),
+		}})
+	}
+	errs := make([]error, n)
+	for i, m := range c.Members {
+		errs[i] = m.p.start()
+	}
+	if err := errors.Join(errs...); err != nil {
+		c.killAll()
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), StartTimeout)
+	defer cancel()
+	var wg sync.WaitGroup
+	for i, m := range c.Members {
+		wg.Go(func() { errs[i] = m.p.awaitServing(ctx) })
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		c.killAll()
+		return nil, err
+	}
+	t.Cleanup(c.killAll)
+	return c, nil
+}
+
+// killAll stops every member at once: a test's data has no need of an
+// orderly shutdown.
+func (c *Cluster) killAll() {
 	var wg sync.WaitGroup
 	for _, m := range c.Members {
-		wg.Go(func() { m.Server().Abort() })
+		wg.Go(m.kill)
 	}
 	wg.Wait()
 }
@@ -61,11 +106,10 @@ func (c *Cluster) Endpoints() []string {
 	return eps
 }
 
-// Client returns a client of every member, closed when the test ends,
-// configured like Member.Client.
+// Client returns a client of every member, closed when the test ends.
 func (c *Cluster) Client() *clientv3.Client {
 	c.t.Helper()
-	return newClient(c.t, c.Members[0].Server(), c.Endpoints())
+	return NewClient(c.t, c.Endpoints()...)
 }
 
 // Leader waits until the running members agree on a Raft leader and returns
@@ -77,10 +121,31 @@ func (c *Cluster) Leader() *Member {
 		if m := c.agreedLeader(); m != nil {
 			return m
 		}
-		time.Sleep(10 * time.Millisecond) // polling the members' own view
+		time.Sleep(20 * time.Millisecond) // polling the members' own view
 	}
 	c.t.Fatalf("etcdtest: no leader within %v", StartTimeout)
 	return nil
+}
+
+// agreedLeader returns the member every running, unpaused member names as
+// leader, or nil.
+func (c *Cluster) agreedLeader() *Member {
+	var lead uint64
+	var leader *Member
+	for _, m := range c.Members {
+		if !m.Running() || m.p.isPaused() {
+			continue
+		}
+		st := m.status()
+		if st == nil || st.Leader == 0 || (lead != 0 && st.Leader != lead) {
+			return nil
+		}
+		lead = st.Leader
+		if st.Header.MemberId == st.Leader {
+			leader = m
+		}
+	}
+	return leader
 }
 
 // Follower waits for a Raft leader and returns a member that is not it.
@@ -106,53 +171,4 @@ func (c *Cluster) EndpointsExcept(m *Member) []string {
 		}
 	}
 	return eps
-}
-
-func (c *Cluster) agreedLeader() *Member {
-	var lead uint64
-	var leader *Member
-	for _, m := range c.Members {
-		s := m.Server()
-		select {
-		case <-s.Done():
-			continue
-		default:
-		}
-		l := s.Leader()
-		if l == 0 || (lead != 0 && l != lead) {
-			return nil
-		}
-		lead = l
-		if s.ID() == l {
-			leader = m
-		}
-	}
-	return leader
-}
-
-// Isolate cuts m off from every other running member, in both directions,
-// while it keeps running and serving clients: a network partition between
-// peers. Heal undoes it. The cut is etcd's own: each side's raft transport
-// drops the messages for the other.
-func (c *Cluster) Isolate(m *Member) { c.peerLinks(m, cutPeer) }
-
-// Heal reconnects m to every other member after Isolate.
-func (c *Cluster) Heal(m *Member) { c.peerLinks(m, mendPeer) }
-
-func (c *Cluster) peerLinks(m *Member, f func(from, to *embedded.Server)) {
-	for _, o := range c.Members {
-		if o == m {
-			continue
-		}
-		f(m.Server(), o.Server())
-		f(o.Server(), m.Server())
-	}
-}
-
-func cutPeer(from, to *embedded.Server) {
-	from.Etcd().Server.CutPeer(types.ID(to.ID()))
-}
-
-func mendPeer(from, to *embedded.Server) {
-	from.Etcd().Server.MendPeer(types.ID(to.ID()))
 }

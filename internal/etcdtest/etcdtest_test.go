@@ -78,8 +78,39 @@ func TestProxy(t *testing.T) {
 		}
 	})
 
+	t.Run("Delay", func(t *testing.T) {
+		const d = 100 * time.Millisecond
+		p.Delay(d)
+		start := time.Now()
+		require.NoError(t, get(proxied, "k", 5*time.Second))
+		require.GreaterOrEqual(t, time.Since(start), 2*d, "a round trip crosses the delay both ways")
+		p.Restore()
+		start = time.Now()
+		require.NoError(t, get(proxied, "k", 5*time.Second))
+		require.Less(t, time.Since(start), 2*d, "Restore removes the delay (bytes queued before it still wait theirs)")
+	})
+
 	p.Close()
 	p.Close() // idempotent
+}
+
+// A paused member process keeps its connections open and answers nothing,
+// past a lease's TTL; resumed, it serves again with its data.
+func TestMemberPause(t *testing.T) {
+	m := etcdtest.Start(t)
+	ctx := ctxT(t, 60*time.Second)
+	cli := m.Client()
+	_, err := cli.Put(ctx, "k", "v")
+	require.NoError(t, err)
+	m.Pause()
+	err = get(cli, "k", 500*time.Millisecond)
+	require.ErrorIs(t, err, context.DeadlineExceeded, "a paused member holds requests")
+	require.True(t, m.Running())
+	m.Resume()
+	require.NoError(t, get(cli, "k", 10*time.Second), "it serves again once resumed")
+	m.Pause()
+	m.Stop() // resumes it to let it act on SIGTERM
+	require.False(t, m.Running())
 }
 
 func TestMemberStopKillRestart(t *testing.T) {
@@ -92,7 +123,7 @@ func TestMemberStopKillRestart(t *testing.T) {
 
 	for _, stop := range []func(){m.Stop, m.Kill} {
 		stop()
-		<-m.Server().Done()
+		require.False(t, m.Running())
 		require.Error(t, get(cli, "k", 300*time.Millisecond), "a stopped member serves nothing")
 		m.Restart()
 		require.Equal(t, endpoint, m.Endpoints()[0], "back on the same address")
@@ -107,7 +138,9 @@ func TestClusterLeader(t *testing.T) {
 	ctx := ctxT(t, 60*time.Second)
 	first := c.Leader()
 	for _, m := range c.Members {
-		require.Equal(t, first.Server().ID(), m.Server().Leader())
+		st, err := c.Client().Status(ctx, m.Endpoints()[0])
+		require.NoError(t, err)
+		require.Equal(t, first.ID(), st.Leader, "every member names the leader")
 	}
 	first.Kill()
 	second := c.Leader()

@@ -23,6 +23,7 @@ const LeakGrace = 12 * time.Second
 // TestMain.
 func Main(m *testing.M) {
 	code := m.Run()
+	removeBinary()
 	if code == 0 {
 		if err := settle(LeakGrace); err != nil {
 			fmt.Fprintf(os.Stderr, "goleak: Errors on successful test run: %v\n", err)

@@ -2,120 +2,158 @@ package etcdtest
 
 import (
 	"context"
-	"sync"
+	"fmt"
+	"os"
+	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
-
-	"github.com/rosterkit/roster/embedded"
 )
 
 // StartTimeout bounds how long a member may take to become ready.
 const StartTimeout = 30 * time.Second
 
-// Member is a member started for a test. It can be stopped, killed and
-// restarted on its data dir and addresses.
-type Member struct {
-	t    testing.TB
-	opts []embedded.Option // fixed name, data dir and addresses
+// stopTimeout is how long a member may take to stop after SIGTERM before it
+// is killed.
+const stopTimeout = 10 * time.Second
 
-	mu  sync.Mutex
-	srv *embedded.Server
+// Member is an etcd member process started for a test. It can be stopped,
+// killed, paused and restarted on its data dir and addresses.
+type Member struct {
+	t testing.TB
+	p *process
 }
 
-// Start starts a single-member cluster for t.
-func Start(t testing.TB, opts ...embedded.Option) *Member {
+// Start starts a single-member cluster for t. flags are extra roster-etcd
+// flags, such as "--auto-compaction-retention=0".
+func Start(t testing.TB, flags ...string) *Member {
 	t.Helper()
-	opts = append([]embedded.Option{embedded.WithDataDir(t.TempDir())}, opts...)
+	bin := binary(t)
+	var err error
+	for range 3 { // a free port may be taken before etcd binds it
+		dir := t.TempDir()
+		client, peer := FreeAddr(t), FreeAddr(t)
+		p := &process{
+			name:      "m0",
+			clientURL: "http://" + client,
+			logPath:   filepath.Join(dir, "m0.log"),
+			args: append([]string{bin,
+				"--name", "m0",
+				"--data-dir", filepath.Join(dir, "m0"),
+				"--listen-client-urls", "http://" + client,
+				"--listen-peer-urls", "http://" + peer,
+				"--log-level", "warn",
+			}, flags...),
+		}
+		if err = launch(p); err == nil {
+			m := &Member{t: t, p: p}
+			t.Cleanup(m.kill)
+			return m
+		}
+		if !portClash(err) {
+			break
+		}
+	}
+	t.Fatalf("etcdtest: start member: %v", err)
+	return nil
+}
+
+// launch starts p and waits until it serves.
+func launch(p *process) error {
+	if err := p.start(); err != nil {
+		return err
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), StartTimeout)
 	defer cancel()
-	s, err := embedded.Start(ctx, opts...)
-	if err != nil {
-		t.Fatalf("etcdtest: start member: %v", err)
+	if err := p.awaitServing(ctx); err != nil {
+		p.stop(syscall.SIGKILL, time.Hour)
+		return err
 	}
-	return adopt(t, s, opts)
+	return nil
 }
 
-// adopt wraps a started server, pinning its addresses so that a restart
-// comes back where clients expect it.
-func adopt(t testing.TB, s *embedded.Server, opts []embedded.Option) *Member {
-	pinned := append(append([]embedded.Option(nil), opts...),
-		embedded.WithName(s.Name()),
-		embedded.WithDataDir(s.DataDir()),
-		embedded.WithClientAddr(hostport(s.Endpoints()[0])),
-		embedded.WithPeerAddr(hostport(s.PeerURL())),
-	)
-	m := &Member{t: t, opts: pinned, srv: s}
-	t.Cleanup(func() { m.Server().Close() })
-	return m
+func binary(t testing.TB) string {
+	t.Helper()
+	bin, err := Binary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bin
 }
 
-// Server is the member's current server (a new one after Restart).
-func (m *Member) Server() *embedded.Server {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.srv
-}
+// Name is the member's name.
+func (m *Member) Name() string { return m.p.name }
 
 // Endpoints are the member's client URLs.
-func (m *Member) Endpoints() []string { return m.Server().Endpoints() }
+func (m *Member) Endpoints() []string { return []string{m.p.clientURL} }
 
-// Client returns a new client of this member, closed when the test ends. It
-// is configured by the server (embedded.Server.ClientConfig): with TLS and
-// root credentials when the member has them.
+// Client returns a new client of this member, closed when the test ends.
 func (m *Member) Client() *clientv3.Client {
 	m.t.Helper()
-	return newClient(m.t, m.Server(), m.Endpoints())
+	return NewClient(m.t, m.Endpoints()...)
 }
 
-// newClient returns a client of endpoints configured like s's own clients.
-func newClient(t testing.TB, s *embedded.Server, endpoints []string) *clientv3.Client {
-	t.Helper()
-	cfg, err := s.ClientConfig()
-	if err != nil {
-		t.Fatalf("etcdtest: client config: %v", err)
-	}
-	cfg.Endpoints = endpoints
-	cli, err := clientv3.New(cfg)
-	if err != nil {
-		t.Fatalf("etcdtest: client: %v", err)
-	}
-	t.Cleanup(func() { cli.Close() })
-	return cli
-}
+// Running reports whether the member's process is alive (paused or not).
+func (m *Member) Running() bool { return m.p.running() }
 
-// Stop closes the member gracefully, keeping its data.
+// Stop stops the member gracefully (SIGTERM), keeping its data.
 func (m *Member) Stop() {
 	m.t.Helper()
-	if err := m.Server().Close(); err != nil {
-		m.t.Fatalf("etcdtest: stop %s: %v", m.Server().Name(), err)
+	if !m.p.stop(syscall.SIGTERM, stopTimeout) {
+		m.t.Logf("etcdtest: %s ignored SIGTERM for %v; killed", m.p.name, stopTimeout)
+		m.kill()
 	}
 }
 
-// Kill stops the member as a crash would, keeping its data.
-func (m *Member) Kill() {
-	m.t.Helper()
-	if err := m.Server().Abort(); err != nil {
-		m.t.Fatalf("etcdtest: kill %s: %v", m.Server().Name(), err)
-	}
-}
+// Kill stops the member as a crash would (SIGKILL), keeping its data.
+func (m *Member) Kill() { m.kill() }
 
-// Restart starts the member again on its data dir and addresses, stopping it
+func (m *Member) kill() { m.p.stop(syscall.SIGKILL, time.Hour) }
+
+// Pause freezes the member's process (SIGSTOP): its connections stay open
+// and it answers nothing, to its clients and its peers alike, until Resume.
+func (m *Member) Pause() { m.p.setPaused(true) }
+
+// Resume lets a paused member run again.
+func (m *Member) Resume() { m.p.setPaused(false) }
+
+// Restart starts the member again on its data dir and addresses, killing it
 // first if it still runs. It returns once the member serves clients.
 func (m *Member) Restart() {
 	m.t.Helper()
-	m.Server().Close()
-	ctx, cancel := context.WithTimeout(context.Background(), StartTimeout)
-	defer cancel()
-	s, err := embedded.Start(ctx, m.opts...)
-	if err != nil {
-		m.t.Fatalf("etcdtest: restart: %v", err)
+	m.kill()
+	if err := launch(m.p); err != nil {
+		m.t.Fatalf("etcdtest: restart %s: %v", m.p.name, err)
 	}
-	m.mu.Lock()
-	m.srv = s
-	m.mu.Unlock()
+}
+
+// ID is the member's ID, as etcd reports it.
+func (m *Member) ID() uint64 {
+	m.t.Helper()
+	st := m.status()
+	if st == nil {
+		m.t.Fatalf("etcdtest: %s does not answer", m.p.name)
+	}
+	return st.Header.MemberId
+}
+
+// status asks the member itself for its status; nil if it does not answer.
+func (m *Member) status() *clientv3.StatusResponse {
+	cli, err := clientv3.New(clientv3.Config{Endpoints: m.Endpoints(), DialTimeout: time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		return nil
+	}
+	defer cli.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	st, err := cli.Status(ctx, m.p.clientURL)
+	if err != nil {
+		return nil
+	}
+	return st
 }
 
 // NewClient returns a client of the given endpoints, closed when the test
@@ -134,11 +172,48 @@ func NewClient(t testing.TB, endpoints ...string) *clientv3.Client {
 	return cli
 }
 
-func hostport(u string) string {
-	for i := 0; i+2 < len(u); i++ {
-		if u[i:i+3] == "://" {
-			return u[i+3:]
-		}
+// Standalone starts a single member outside of any test, for Example
+// functions, and returns a client of it and a function that closes the client
+// and stops the member.
+func Standalone() (*clientv3.Client, func(), error) {
+	bin, err := Binary()
+	if err != nil {
+		return nil, nil, err
 	}
-	return u
+	dir, err := os.MkdirTemp("", "roster-example-*")
+	if err != nil {
+		return nil, nil, err
+	}
+	client, err := testPorts.Pick("127.0.0.1")
+	if err != nil {
+		return nil, nil, err
+	}
+	peer, err := testPorts.Pick("127.0.0.1")
+	if err != nil {
+		return nil, nil, err
+	}
+	p := &process{
+		name:      "example",
+		clientURL: fmt.Sprintf("http://127.0.0.1:%d", client),
+		logPath:   filepath.Join(dir, "member.log"),
+		args: []string{bin, "--name", "example", "--data-dir", filepath.Join(dir, "data"),
+			"--listen-client-urls", fmt.Sprintf("http://127.0.0.1:%d", client),
+			"--listen-peer-urls", fmt.Sprintf("http://127.0.0.1:%d", peer),
+			"--log-level", "error"},
+	}
+	if err := launch(p); err != nil {
+		os.RemoveAll(dir)
+		return nil, nil, err
+	}
+	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{p.clientURL}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		p.stop(syscall.SIGKILL, time.Hour)
+		os.RemoveAll(dir)
+		return nil, nil, err
+	}
+	return cli, func() {
+		cli.Close()
+		p.stop(syscall.SIGKILL, time.Hour)
+		os.RemoveAll(dir)
+	}, nil
 }

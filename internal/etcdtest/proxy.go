@@ -5,10 +5,12 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
-// Proxy forwards TCP connections to a target address and can cut or stall
-// them, to put one client out of reach of etcd while others still reach it.
+// Proxy forwards TCP connections to a target address and can cut, stall or
+// slow them, to put one client out of reach of etcd while others still reach
+// it.
 type Proxy struct {
 	t      testing.TB
 	l      net.Listener
@@ -19,6 +21,7 @@ type Proxy struct {
 	cut    bool
 	closed bool
 	paused chan struct{} // non-nil while paused; closed on resume
+	delay  time.Duration
 	conns  map[net.Conn]struct{}
 	wg     sync.WaitGroup
 }
@@ -69,11 +72,20 @@ func (p *Proxy) Pause() {
 	}
 }
 
-// Restore undoes Cut and Pause.
+// Delay holds every byte for d in each direction before passing it on, as a
+// slow link would: a round trip takes 2d longer. Zero removes the delay.
+func (p *Proxy) Delay(d time.Duration) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.delay = d
+}
+
+// Restore undoes Cut, Pause and Delay.
 func (p *Proxy) Restore() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.cut = false
+	p.delay = 0
 	if p.paused != nil {
 		close(p.paused)
 		p.paused = nil
@@ -155,26 +167,58 @@ func (p *Proxy) untrack(conns ...net.Conn) {
 	}
 }
 
-// pipe copies src to dst, holding bytes while the proxy is paused; when
-// either side fails, both are closed.
+// chunk is bytes read from one side, stamped with when they arrived.
+type chunk struct {
+	b  []byte
+	at time.Time
+}
+
+// pipe copies src to dst, holding bytes while the proxy is paused and for
+// the delay after they arrived; when either side fails, both are closed.
+// Reading and writing are separate, so a delay does not add up over
+// back-to-back chunks.
 func (p *Proxy) pipe(dst, src net.Conn) {
-	defer func() {
-		src.Close()
-		dst.Close()
-	}()
-	buf := make([]byte, 32*1024)
+	queue := make(chan chunk, 64)
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		defer dst.Close()
+		defer src.Close()
+		failed := false
+		for c := range queue { // drained to the end, so the reader never blocks on it
+			if failed {
+				continue
+			}
+			p.waitResumed()
+			if d := p.delayFor(c.at); d > 0 {
+				time.Sleep(d) // the link's latency itself
+			}
+			p.waitResumed()
+			if _, err := dst.Write(c.b); err != nil {
+				failed = true
+				src.Close() // ends the reader
+			}
+		}
+	})
+	defer wg.Wait()
+	defer close(queue)
 	for {
+		buf := make([]byte, 32*1024)
 		n, err := src.Read(buf)
 		if n > 0 {
-			p.waitResumed()
-			if _, werr := dst.Write(buf[:n]); werr != nil {
-				return
-			}
+			queue <- chunk{b: buf[:n], at: time.Now()}
 		}
 		if err != nil {
 			return
 		}
 	}
+}
+
+// delayFor is how much longer bytes that arrived at must wait.
+func (p *Proxy) delayFor(at time.Time) time.Duration {
+	p.mu.Lock()
+	d := p.delay
+	p.mu.Unlock()
+	return time.Until(at.Add(d))
 }
 
 func (p *Proxy) waitResumed() {
@@ -184,4 +228,12 @@ func (p *Proxy) waitResumed() {
 	if ch != nil {
 		<-ch
 	}
+}
+
+// hostport strips a URL's scheme.
+func hostport(u string) string {
+	if _, rest, ok := strings.Cut(u, "://"); ok {
+		return rest
+	}
+	return u
 }
