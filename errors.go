@@ -5,10 +5,34 @@ import (
 	"fmt"
 )
 
-// Sentinel errors. Functions in this module wrap them with the offending
-// field and value, so match them with errors.Is rather than by comparing
-// error strings.
+// Sentinel errors shared by every package. Package errors wrap them (for
+// example registry.ErrClosed wraps ErrClosed), and calls wrap those with
+// the offending name or value, so match them with errors.Is rather than by
+// comparing error strings.
 var (
+	// ErrLost is wrapped by the Err of a handle (a session, a leadership, a
+	// lock hold) that ended without its owner asking: its lease expired or
+	// could not be renewed in time, or its key was deleted. The cause is
+	// wrapped too. Whoever acted under the handle must stop.
+	ErrLost = errors.New("roster: lost")
+
+	// ErrClosed is wrapped by errors of calls on something its owner closed.
+	ErrClosed = errors.New("roster: closed")
+
+	// ErrStale is wrapped by the Err of a view of etcd (a discovery cache,
+	// an election observer) that could not confirm it is current within its
+	// bound: etcd, or the path to it, stopped answering. The view is still
+	// served, as of its last confirmation.
+	ErrStale = errors.New("roster: stale")
+
+	// ErrNilClient is returned by constructors given a nil *clientv3.Client.
+	ErrNilClient = errors.New("roster: nil etcd client")
+
+	// ErrInvalidOption reports an option out of range, such as a negative
+	// TTL, or options that contradict each other. Zero values are never
+	// invalid: they mean the default.
+	ErrInvalidOption = errors.New("roster: invalid option")
+
 	// ErrInvalidName reports a service name, instance ID, election or lock
 	// name, or namespace that breaks the name rules (see ValidateName).
 	ErrInvalidName = errors.New("roster: invalid name")

@@ -21,6 +21,11 @@ func TestSentinelsArePrefixedAndDistinct(t *testing.T) {
 		roster.ErrInvalidInstance,
 		roster.ErrInvalidValue,
 		roster.ErrUnsupportedVersion,
+		roster.ErrLost,
+		roster.ErrClosed,
+		roster.ErrStale,
+		roster.ErrNilClient,
+		roster.ErrInvalidOption,
 	}
 	for i, a := range sentinels {
 		assert.True(t, strings.HasPrefix(a.Error(), "roster: "), a.Error())

@@ -15,7 +15,7 @@ import (
 )
 
 // DefaultNamespace is the namespace used when none is configured.
-const DefaultNamespace = "/roster"
+const DefaultNamespace = roster.DefaultNamespace
 
 // Segments under a namespace, one per kind of record.
 const (
