@@ -1,7 +1,10 @@
 package etcdtest_test
 
 import (
+	"bufio"
 	"context"
+	"fmt"
+	"io"
 	"testing"
 	"time"
 
@@ -147,4 +150,30 @@ func TestClusterLeader(t *testing.T) {
 	require.NotEqual(t, first, second, "a running member leads")
 	_, err := c.Client().Put(ctx, "k", "v")
 	require.NoError(t, err)
+}
+
+var echo = etcdtest.Role("echo", func(args []string, in *bufio.Scanner, out io.Writer) error {
+	for in.Scan() {
+		fmt.Fprintln(out, args[0]+in.Text())
+	}
+	return nil
+})
+
+// A paused child answers nothing until it is resumed, then answers what it
+// was sent meanwhile.
+func TestChildPauseResume(t *testing.T) {
+	c := etcdtest.StartChild(t, echo, "re:")
+	c.Send("a")
+	require.Equal(t, "re:a", c.Line(10*time.Second))
+	c.Pause()
+	c.Send("b")
+	select {
+	case <-time.After(300 * time.Millisecond):
+	case l := <-c.Lines():
+		t.Fatalf("a paused child answered %q", l)
+	}
+	c.Resume()
+	require.Equal(t, "re:b", c.Line(10*time.Second))
+	c.Kill()
+	c.Kill() // idempotent
 }

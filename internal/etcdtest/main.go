@@ -21,7 +21,11 @@ const LeakGrace = 12 * time.Second
 // Main runs a package's tests, then fails the package if any goroutine is
 // still running LeakGrace after they passed. Use it as the whole body of
 // TestMain.
+//
+// In a child process started by StartChild, Main runs the child's role
+// instead of the tests.
 func Main(m *testing.M) {
+	runRole()
 	code := m.Run()
 	removeBinary()
 	if code == 0 {
