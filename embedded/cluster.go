@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -13,6 +14,8 @@ import (
 
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/rosterkit/roster"
 )
 
 // ErrLastMember is returned by Leave on a single-member cluster: a cluster
@@ -108,12 +111,20 @@ func startCluster(ctx context.Context, n int, base config) ([]*Server, error) {
 // etcd refuses a new voting member until the member handling the request has
 // been connected to a quorum for 5 s; Join keeps asking until then, bounded
 // by ctx. Give the member its own WithName and, to restart it later,
-// WithDataDir.
+// WithDataDir. A data dir that already holds a member's data means the
+// member joined before: Join then restarts it, as Start would, instead of
+// adding it a second time.
 func Join(ctx context.Context, cli *clientv3.Client, opts ...Option) (*Server, error) {
+	if cli == nil {
+		return nil, fmt.Errorf("embedded: join: %w", roster.ErrNilClient)
+	}
 	c := newConfig(opts)
 	c.existing = true
 	if err := c.validate(); err != nil {
 		return nil, err
+	}
+	if hasMember(c.dataDir) {
+		return start(ctx, c)
 	}
 	c, _, err := c.resolvePorts()
 	if err != nil {
@@ -148,7 +159,17 @@ func Join(ctx context.Context, cli *clientv3.Client, opts ...Option) (*Server, e
 		}
 		return nil, err
 	}
+	s.maint.log.Info("joined the cluster", s.maint.self(), slog.Int(KeyMembers, len(resp.Members)))
 	return s, nil
+}
+
+// hasMember reports whether dir holds a member's data (its write-ahead log).
+func hasMember(dir string) bool {
+	if dir == "" {
+		return false
+	}
+	_, err := os.Stat(filepath.Join(dir, "member", "wal"))
+	return err == nil
 }
 
 // startJoining starts a member added by Join. On start, etcd compares the
@@ -207,6 +228,7 @@ func (s *Server) Leave(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("embedded: leave: member remove: %w", err)
 	}
+	s.maint.log.Info("left the cluster", s.maint.self(), slog.Int(KeyMembers, len(s.Members())-1))
 	return s.Close()
 }
 

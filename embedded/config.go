@@ -1,6 +1,7 @@
 package embedded
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"net"
@@ -26,10 +27,45 @@ func (c config) validate() error {
 			return fmt.Errorf("%w: member %q is not in the cluster list", ErrInvalidConfig, c.name)
 		}
 	}
+	if err := c.validateRanges(); err != nil {
+		return err
+	}
 	if err := checkListen("client", c.clientAddr, c.clientTLS != nil, c.allowInsecure); err != nil {
 		return err
 	}
+	if c.metricsAddr != nil {
+		if err := checkListen("metrics", *c.metricsAddr, c.clientTLS != nil, c.allowInsecure); err != nil {
+			return err
+		}
+	}
 	return checkListen("peer", c.peerAddr, c.peerTLS != nil, c.allowInsecure)
+}
+
+// validateRanges applies the zero rule: zero means the default, a negative
+// value is an error.
+func (c config) validateRanges() error {
+	switch {
+	case c.quota < 0:
+		return fmt.Errorf("%w: backend quota %d is negative", ErrInvalidConfig, c.quota)
+	case c.heartbeat < 0 || c.election < 0:
+		return fmt.Errorf("%w: timings %v, %v: negative", ErrInvalidConfig, c.heartbeat, c.election)
+	}
+	hb, el := cmp.Or(c.heartbeat, 100*time.Millisecond), cmp.Or(c.election, time.Second)
+	if el < 5*hb {
+		return fmt.Errorf("%w: election timeout %v is less than five heartbeats of %v", ErrInvalidConfig, el, hb)
+	}
+	if c.compaction.mode == "revision" {
+		if n, err := strconv.ParseInt(c.compaction.retention, 10, 64); err != nil || n < 0 {
+			return fmt.Errorf("%w: revision compaction retention %s is negative", ErrInvalidConfig, c.compaction.retention)
+		}
+	}
+	if err := c.defrag.validate(); err != nil {
+		return err
+	}
+	if c.snapshots != nil {
+		return c.snapshots.validate()
+	}
+	return nil
 }
 
 // checkListen refuses plain text beyond loopback: etcd has no access control
@@ -68,8 +104,14 @@ func (c config) resolvePorts() (config, []string, error) {
 			c.peerAddr = hostOf(u)
 		}
 	}
+	addrs := []*string{&c.clientAddr, &c.peerAddr}
+	if c.metricsAddr != nil {
+		m := *c.metricsAddr
+		c.metricsAddr = &m // a copy: resolving must not change the caller's config
+		addrs = append(addrs, c.metricsAddr)
+	}
 	var chosen []string
-	for _, addr := range []*string{&c.clientAddr, &c.peerAddr} {
+	for _, addr := range addrs {
 		var picked bool
 		var err error
 		if *addr, picked, err = withFreePort(*addr); err != nil {
@@ -142,6 +184,13 @@ func reachable(hostport string) string {
 	}
 }
 
+func (c config) metricsURL() string {
+	if c.metricsAddr == nil {
+		return ""
+	}
+	return scheme(c.clientTLS) + "://" + reachable(*c.metricsAddr)
+}
+
 func (c config) initialCluster() string {
 	if len(c.cluster) == 0 {
 		return c.name + "=" + c.peerURL()
@@ -185,6 +234,13 @@ func (c config) etcdConfig(dataDir string, register func(*grpc.Server)) (*embed.
 			return nil, err
 		}
 		*dst = []url.URL{u}
+	}
+	if c.metricsAddr != nil {
+		u, err := mustURL(scheme(c.clientTLS) + "://" + *c.metricsAddr)
+		if err != nil {
+			return nil, err
+		}
+		ec.ListenMetricsUrls = []url.URL{u}
 	}
 	ec.InitialCluster = c.initialCluster()
 	ec.InitialClusterToken = c.clusterToken

@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 
+	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 )
 
@@ -62,5 +63,114 @@ func slogLevel(l zapcore.Level) slog.Level {
 		return slog.LevelInfo
 	default:
 		return slog.LevelDebug
+	}
+}
+
+// Attribute keys of this package's log records, kept stable for queries.
+const (
+	KeyName       = "name"        // this member's name
+	KeyMember     = "member"      // the ID of the member a record is about, in hex as etcdctl prints it
+	KeyMemberName = "member_name" // its name, when it is not this member
+	KeyMembers    = "members"     // how many members the cluster has
+	KeyPeer       = "peer_url"    // a member's peer URL
+	KeyRevision   = "revision"    // a store revision
+	KeySize       = "db_size"     // database file size, bytes
+	KeyInUse      = "db_in_use"   // bytes of the file holding data
+	KeySizeBefore = "size_before" // file size before a defragmentation
+	KeySizeAfter  = "size_after"  // file size after it
+	KeyQuota      = "quota"       // backend quota, bytes
+	KeyTook       = "took"        // how long an operation took
+	KeyPath       = "path"        // a snapshot file
+	KeyReason     = "reason"      // why a defragmentation or recovery ran
+	KeyErr        = "err"         // what went wrong
+)
+
+var discardLog = slog.New(slog.DiscardHandler)
+
+// zapHandler is a slog.Handler writing to a zap core, for WithZapLogger.
+type zapHandler struct {
+	core   zapcore.Core
+	prefix string // open groups, "a.b."
+}
+
+func (h zapHandler) Enabled(_ context.Context, l slog.Level) bool {
+	return h.core.Enabled(zapLevel(l))
+}
+
+func (h zapHandler) Handle(_ context.Context, r slog.Record) error {
+	ent := zapcore.Entry{Level: zapLevel(r.Level), Time: r.Time, Message: r.Message}
+	ce := h.core.Check(ent, nil)
+	if ce == nil {
+		return nil
+	}
+	fs := make([]zapcore.Field, 0, r.NumAttrs())
+	r.Attrs(func(a slog.Attr) bool {
+		fs = h.appendField(fs, h.prefix, a)
+		return true
+	})
+	ce.Write(fs...)
+	return nil
+}
+
+func (h zapHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	var fs []zapcore.Field
+	for _, a := range as {
+		fs = h.appendField(fs, h.prefix, a)
+	}
+	return zapHandler{core: h.core.With(fs), prefix: h.prefix}
+}
+
+func (h zapHandler) WithGroup(name string) slog.Handler {
+	if name == "" {
+		return h
+	}
+	return zapHandler{core: h.core, prefix: h.prefix + name + "."}
+}
+
+func (h zapHandler) appendField(fs []zapcore.Field, prefix string, a slog.Attr) []zapcore.Field {
+	v := a.Value.Resolve()
+	if v.Kind() == slog.KindGroup {
+		for _, g := range v.Group() {
+			fs = h.appendField(fs, prefix+a.Key+".", g)
+		}
+		return fs
+	}
+	if a.Key == "" {
+		return fs
+	}
+	key := prefix + a.Key
+	switch v.Kind() {
+	case slog.KindString:
+		return append(fs, zap.String(key, v.String()))
+	case slog.KindInt64:
+		return append(fs, zap.Int64(key, v.Int64()))
+	case slog.KindUint64:
+		return append(fs, zap.Uint64(key, v.Uint64()))
+	case slog.KindFloat64:
+		return append(fs, zap.Float64(key, v.Float64()))
+	case slog.KindBool:
+		return append(fs, zap.Bool(key, v.Bool()))
+	case slog.KindDuration:
+		return append(fs, zap.Duration(key, v.Duration()))
+	case slog.KindTime:
+		return append(fs, zap.Time(key, v.Time()))
+	default:
+		if err, ok := v.Any().(error); ok {
+			return append(fs, zap.NamedError(key, err))
+		}
+		return append(fs, zap.Any(key, v.Any()))
+	}
+}
+
+func zapLevel(l slog.Level) zapcore.Level {
+	switch {
+	case l >= slog.LevelError:
+		return zapcore.ErrorLevel
+	case l >= slog.LevelWarn:
+		return zapcore.WarnLevel
+	case l >= slog.LevelInfo:
+		return zapcore.InfoLevel
+	default:
+		return zapcore.DebugLevel
 	}
 }

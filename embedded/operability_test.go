@@ -32,7 +32,8 @@ func TestAutoCompaction(t *testing.T) {
 func TestQuotaBackendBytes(t *testing.T) {
 	t.Parallel()
 	ctx := ctxT(t, 60*time.Second)
-	m := embeddedtest.Start(t, embedded.WithQuotaBackendBytes(1<<20))
+	// Without recovery, the alarm stays until someone disarms it.
+	m := embeddedtest.Start(t, embedded.WithQuotaBackendBytes(1<<20), embedded.WithNoSpaceRecovery(embedded.NoSpaceRecovery{Disabled: true}))
 	cli := m.Client()
 	big := strings.Repeat("x", 64<<10)
 	var err error
@@ -40,5 +41,7 @@ func TestQuotaBackendBytes(t *testing.T) {
 		_, err = cli.Put(ctx, "big", big)
 	}
 	require.ErrorIs(t, err, rpctypes.ErrNoSpace, "1 MiB quota never hit")
-	require.ErrorIs(t, m.Server().Healthy(ctx), embedded.ErrUnhealthy, "a NOSPACE alarm makes the member unhealthy")
+	err = m.Server().Healthy(ctx)
+	require.ErrorIs(t, err, embedded.ErrUnhealthy, "a NOSPACE alarm makes the member unhealthy")
+	require.ErrorIs(t, err, embedded.ErrNoSpace)
 }

@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"time"
 
+	"go.opentelemetry.io/otel/metric"
 	"go.uber.org/zap"
 )
 
@@ -45,7 +46,9 @@ type config struct {
 	cluster       []Member
 	clusterToken  string
 	existing      bool // join a running cluster instead of bootstrapping one
-	logger        *zap.Logger
+	logger        *zap.Logger  // etcd's logs
+	log           *slog.Logger // this package's records
+	meter         metric.MeterProvider
 	compaction    compaction
 	quota         int64
 	clientTLS     *TLSFiles
@@ -55,6 +58,10 @@ type config struct {
 	allowInsecure bool
 	heartbeat     time.Duration
 	election      time.Duration
+	metricsAddr   *string // nil: no metrics listener of its own
+	defrag        DefragPolicy
+	nospace       NoSpaceRecovery
+	snapshots     *SnapshotSchedule
 }
 
 type compaction struct {
@@ -66,6 +73,7 @@ func newConfig(opts []Option) config {
 	c := config{
 		name:       DefaultName,
 		logger:     zap.NewNop(),
+		log:        discardLog,
 		compaction: compaction{mode: "periodic", retention: DefaultCompactionRetention.String()},
 	}
 	for _, o := range opts {
@@ -114,24 +122,27 @@ func WithCluster(token string, members ...Member) Option {
 	}
 }
 
-// WithLogger sends etcd's logs to lg. By default, or with nil, they are
-// discarded.
-func WithLogger(lg *zap.Logger) Option {
+// WithLogger sends etcd's logs and this package's own records (state
+// changes only: a member joined or left, a defragmentation started or
+// finished, a NOSPACE alarm raised or recovered, a snapshot taken or failed)
+// to lg. By default, or with nil, both are discarded. The records' attribute
+// keys are the Key* constants.
+func WithLogger(lg *slog.Logger) Option {
 	return func(c *config) {
-		c.logger = lg
-		if lg == nil {
-			c.logger = zap.NewNop()
+		c.log, c.logger = discardLog, zap.NewNop()
+		if lg != nil {
+			c.log, c.logger = lg, zap.New(slogCore{h: lg.Handler()})
 		}
 	}
 }
 
-// WithSlogLogger sends etcd's logs to lg. By default, or with nil, they are
-// discarded.
-func WithSlogLogger(lg *slog.Logger) Option {
+// WithZapLogger is WithLogger for a zap logger, etcd's own: etcd's records
+// reach it unchanged, and this package's go through a slog bridge.
+func WithZapLogger(lg *zap.Logger) Option {
 	return func(c *config) {
-		c.logger = zap.NewNop()
+		c.log, c.logger = discardLog, zap.NewNop()
 		if lg != nil {
-			c.logger = zap.New(slogCore{h: lg.Handler()})
+			c.log, c.logger = slog.New(zapHandler{core: lg.Core()}), lg
 		}
 	}
 }
@@ -157,8 +168,10 @@ func WithRevisionCompaction(revs int64) Option {
 	}
 }
 
-// WithQuotaBackendBytes sets the size at which the backend raises a NOSPACE
-// alarm and refuses writes. Zero keeps etcd's default (2 GiB).
+// WithQuotaBackendBytes sets the size of the database file at which the
+// backend raises a NOSPACE alarm and refuses writes. Zero keeps etcd's
+// default (2 GiB). The file never shrinks by itself: the defragmentation
+// policy (WithDefragPolicy) keeps it from growing into the quota.
 func WithQuotaBackendBytes(n int64) Option { return func(c *config) { c.quota = n } }
 
 // WithClientTLS serves clients over TLS with the given files.
@@ -176,7 +189,43 @@ func WithAuth(rootPassword string) Option { return func(c *config) { c.rootPassw
 func WithInsecureNonLoopback() Option { return func(c *config) { c.allowInsecure = true } }
 
 // WithTimings sets the Raft heartbeat interval and election timeout
-// (etcd's defaults are 100 ms and 1 s).
+// (etcd's defaults are 100 ms and 1 s; zero keeps each).
 func WithTimings(heartbeat, election time.Duration) Option {
 	return func(c *config) { c.heartbeat, c.election = heartbeat, election }
 }
+
+// WithExistingCluster starts a member that was added to a running cluster
+// beforehand ("etcdctl member add"): it fetches the cluster's state from its
+// peers instead of bootstrapping. WithCluster lists the members as member add
+// printed them, this one included. Join does the adding and starting in one.
+func WithExistingCluster() Option { return func(c *config) { c.existing = true } }
+
+// WithMetricsAddr serves etcd's own Prometheus /metrics (and /health) on a
+// listener of its own at hostport, besides the client port, which serves
+// them too. Port 0 picks a free port; Server.MetricsURL tells which. Like
+// every listener it stays on loopback unless client TLS is configured (it
+// then serves https with the client certificate) or WithInsecureNonLoopback
+// is given.
+func WithMetricsAddr(hostport string) Option {
+	return func(c *config) { c.metricsAddr = &hostport }
+}
+
+// WithDefragPolicy replaces the default defragmentation policy (see
+// DefragPolicy); DefragPolicy{Disabled: true} turns it off.
+func WithDefragPolicy(p DefragPolicy) Option { return func(c *config) { c.defrag = p } }
+
+// WithNoSpaceRecovery replaces the default NOSPACE recovery (see
+// NoSpaceRecovery); NoSpaceRecovery{Disabled: true} leaves a NOSPACE alarm to
+// the operator.
+func WithNoSpaceRecovery(r NoSpaceRecovery) Option { return func(c *config) { c.nospace = r } }
+
+// WithSnapshots takes a snapshot of the member's data on a schedule (see
+// SnapshotSchedule). Without it none is taken.
+func WithSnapshots(s SnapshotSchedule) Option { return func(c *config) { c.snapshots = &s } }
+
+// WithMeterProvider records this package's metrics (defragmentations,
+// snapshots, NOSPACE recoveries, database size) with mp. By default, or with
+// nil, the global provider of go.opentelemetry.io/otel, a no-op until the
+// application installs one. etcd's own metrics are Prometheus': see
+// WithMetricsAddr.
+func WithMeterProvider(mp metric.MeterProvider) Option { return func(c *config) { c.meter = mp } }

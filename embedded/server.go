@@ -19,6 +19,8 @@ type Server struct {
 	dataDir string
 	tempDir bool // dataDir was made by Start and goes with Close
 
+	maint *maintainer // nil until the member serves
+
 	mu          sync.Mutex
 	grpcServers []*grpc.Server
 
@@ -81,6 +83,7 @@ func startResolved(ctx context.Context, c config) (*Server, error) {
 		s.Abort()
 		return nil, err
 	}
+	s.maint = startMaintainer(s)
 	return s, nil
 }
 
@@ -109,8 +112,10 @@ func (s *Server) registerGRPC(gs *grpc.Server) {
 	s.mu.Unlock()
 }
 
-// Close stops the member: open client streams are cut at once, the
-// listeners are freed, and a temporary data dir is removed. A leader hands
+// Close stops the member: its maintenance stops (a defragmentation in
+// progress, which cannot be interrupted, is waited for), open client
+// streams are cut at once, the listeners are freed, and a temporary data
+// dir is removed. A leader hands
 // its leadership to a peer first. Close is idempotent and safe to call
 // concurrently; the first call's error is every call's.
 //
@@ -139,6 +144,7 @@ func (s *Server) shutdown(hard bool) error {
 	if s.etcd == nil {
 		return nil
 	}
+	s.maint.stop()
 	s.mu.Lock()
 	gss := s.grpcServers
 	s.mu.Unlock()
@@ -182,6 +188,10 @@ func (s *Server) Endpoints() []string { return []string{s.cfg.clientURL()} }
 
 // PeerURL is the URL other members reach this one at.
 func (s *Server) PeerURL() string { return s.cfg.peerURL() }
+
+// MetricsURL is the URL of the listener WithMetricsAddr asked for, which
+// serves /metrics and /health; empty without it.
+func (s *Server) MetricsURL() string { return s.cfg.metricsURL() }
 
 // Etcd is the etcd server this member runs, for what this package does not
 // wrap: its metrics, its raft status, its peer transport. Closing or

@@ -245,14 +245,14 @@ func TestRestartKeepsData(t *testing.T) {
 
 func TestSlogLoggerReceivesRecords(t *testing.T) {
 	h := &recordingHandler{}
-	s, err := embedded.Start(ctxT(t, 30*time.Second), embedded.WithName("logged"), embedded.WithSlogLogger(slog.New(h)))
+	s, err := embedded.Start(ctxT(t, 30*time.Second), embedded.WithName("logged"), embedded.WithLogger(slog.New(h)))
 	require.NoError(t, err)
 	require.NoError(t, s.Close())
 	require.True(t, h.has("closed etcd server", "name", "logged"), "records: %d", h.len())
 }
 
 func TestNilLoggersDiscard(t *testing.T) {
-	for _, opt := range []embedded.Option{embedded.WithLogger(nil), embedded.WithSlogLogger(nil)} {
+	for _, opt := range []embedded.Option{embedded.WithLogger(nil), embedded.WithZapLogger(nil)} {
 		s, err := embedded.Start(ctxT(t, 30*time.Second), opt)
 		require.NoError(t, err)
 		require.NoError(t, s.Close())
@@ -261,7 +261,7 @@ func TestNilLoggersDiscard(t *testing.T) {
 
 func TestZapLoggerReceivesRecords(t *testing.T) {
 	core, logs := observer.New(zap.InfoLevel)
-	s, err := embedded.Start(ctxT(t, 30*time.Second), embedded.WithLogger(zap.New(core)))
+	s, err := embedded.Start(ctxT(t, 30*time.Second), embedded.WithZapLogger(zap.New(core)))
 	require.NoError(t, err)
 	require.NoError(t, s.Close())
 	require.Equal(t, 1, logs.FilterMessage("closed etcd server").Len())
@@ -315,4 +315,17 @@ func hostport(t testing.TB, rawURL string) string {
 	u, err := url.Parse(rawURL)
 	require.NoError(t, err)
 	return u.Host
+}
+
+// count is the number of records with message msg.
+func (h *recordingHandler) count(msg string) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	n := 0
+	for _, r := range h.records {
+		if r.Message == msg {
+			n++
+		}
+	}
+	return n
 }

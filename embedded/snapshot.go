@@ -1,10 +1,12 @@
 package embedded
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"io/fs"
 	"net"
@@ -26,19 +28,21 @@ const (
 
 // Snapshot writes a consistent snapshot of the member's data to w: the same
 // bytes "etcdctl snapshot save" writes, integrity hash included. It returns
-// the number of bytes written.
+// the number of bytes written, and an error if the stream was cut short or
+// does not match its hash.
 func (s *Server) Snapshot(ctx context.Context, w io.Writer) (int64, error) {
 	cli, err := s.Client()
 	if err != nil {
 		return 0, err
 	}
 	defer cli.Close()
-	rc, err := cli.Snapshot(ctx)
+	resp, err := cli.SnapshotWithVersion(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("embedded: snapshot: %w", err)
 	}
-	defer rc.Close()
-	n, err := io.Copy(w, rc)
+	defer resp.Snapshot.Close()
+	var sum hashTail
+	n, err := io.Copy(io.MultiWriter(w, &sum), resp.Snapshot)
 	if err != nil {
 		return n, fmt.Errorf("embedded: snapshot: %w", err)
 	}
@@ -47,7 +51,34 @@ func (s *Server) Snapshot(ctx context.Context, w io.Writer) (int64, error) {
 		// of 512; anything else is a stream cut short.
 		return n, fmt.Errorf("embedded: snapshot: %d bytes carry no integrity hash", n)
 	}
+	if !sum.ok() {
+		return n, errors.New("embedded: snapshot: the data does not match its integrity hash")
+	}
 	return n, nil
+}
+
+// hashTail hashes a stream but its last sha256.Size bytes, and keeps those:
+// the hash etcd appends to a snapshot.
+type hashTail struct {
+	h    hash.Hash
+	tail []byte
+}
+
+func (t *hashTail) Write(p []byte) (int, error) {
+	if t.h == nil {
+		t.h = sha256.New()
+	}
+	n := len(p)
+	t.tail = append(t.tail, p...)
+	if over := len(t.tail) - sha256.Size; over > 0 {
+		t.h.Write(t.tail[:over])
+		t.tail = append(t.tail[:0], t.tail[over:]...)
+	}
+	return n, nil
+}
+
+func (t *hashTail) ok() bool {
+	return t.h != nil && len(t.tail) == sha256.Size && bytes.Equal(t.h.Sum(nil), t.tail)
 }
 
 // Restore creates a member's data dir from a snapshot file, as "etcdutl

@@ -112,7 +112,7 @@ func (f flags) options(stderr io.Writer) ([]embedded.Option, error) {
 	if err != nil {
 		return nil, err
 	}
-	opts = append(opts, embedded.WithSlogLogger(slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lvl}))))
+	opts = append(opts, embedded.WithLogger(slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lvl}))))
 	return opts, nil
 }
 
