@@ -7,9 +7,9 @@ import (
 	"slices"
 	"time"
 
+	"go.etcd.io/etcd/client/pkg/v3/types"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/concurrency"
-	"go.etcd.io/etcd/client/pkg/v3/types"
 )
 
 // Defaults of DefragPolicy.

@@ -11,11 +11,11 @@ import (
 )
 
 const (
-	opTimeout     = 5 * time.Second       // one request of the maintenance
-	surveyTimeout = 2 * time.Second       // one member's Status
-	defragTimeout = 10 * time.Minute      // one member's defragmentation, asked over the network
-	maxTick       = time.Second           // how often alarms and membership are looked at
-	dialTimeout   = 2 * time.Second       // a maintenance client's connection
+	opTimeout     = 5 * time.Second  // one request of the maintenance
+	surveyTimeout = 2 * time.Second  // one member's Status
+	defragTimeout = 10 * time.Minute // one member's defragmentation, asked over the network
+	maxTick       = time.Second      // how often alarms and membership are looked at
+	dialTimeout   = 2 * time.Second  // a maintenance client's connection
 	defaultQuota  = storage.DefaultQuotaBytes
 )
 

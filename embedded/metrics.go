@@ -14,12 +14,12 @@ import (
 // "name" (the member's name); results carry "result" = "ok" or "error"
 // ("recovered" or "unrecoverable" for NOSPACE recoveries).
 const (
-	MetricDefrags          = "roster.embedded.defrags"           // counter, {defragmentation}
-	MetricDefragDuration   = "roster.embedded.defrag.duration"   // histogram, s
-	MetricSnapshots        = "roster.embedded.snapshots"         // counter, {snapshot}
+	MetricDefrags          = "roster.embedded.defrags"            // counter, {defragmentation}
+	MetricDefragDuration   = "roster.embedded.defrag.duration"    // histogram, s
+	MetricSnapshots        = "roster.embedded.snapshots"          // counter, {snapshot}
 	MetricNoSpaceRecovered = "roster.embedded.nospace.recoveries" // counter, {recovery}
-	MetricDBSize           = "roster.embedded.db.size"           // gauge, By: the database file
-	MetricDBSizeInUse      = "roster.embedded.db.size_in_use"    // gauge, By: the part holding data
+	MetricDBSize           = "roster.embedded.db.size"            // gauge, By: the database file
+	MetricDBSizeInUse      = "roster.embedded.db.size_in_use"     // gauge, By: the part holding data
 )
 
 const meterName = "github.com/rosterkit/roster/embedded"

@@ -45,7 +45,7 @@ type config struct {
 	advPeerAddr   string
 	cluster       []Member
 	clusterToken  string
-	existing      bool // join a running cluster instead of bootstrapping one
+	existing      bool         // join a running cluster instead of bootstrapping one
 	logger        *zap.Logger  // etcd's logs
 	log           *slog.Logger // this package's records
 	meter         metric.MeterProvider
