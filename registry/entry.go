@@ -137,6 +137,7 @@ func (r *Registrar) wroteLocked(e *entry, lease clientv3.LeaseID, rev int64) {
 	// maxed with the previous one because a cluster restored from a
 	// snapshot may count revisions anew.
 	e.lease, e.rev = lease, rev
+	r.seen = max(r.seen, rev)
 	later, kv := e.foreign > rev, e.foreignKV
 	e.foreign, e.foreignKV = 0, nil
 	if later {

@@ -118,24 +118,13 @@ func (r *Registrar) revokeAll(ctx context.Context) error {
 		_, err := r.cli.Revoke(ctx, l)
 		if err == nil || errors.Is(err, rpctypes.ErrLeaseNotFound) {
 			revoked[l] = true
-		} else if !isSession(sessions, l) {
+		} else {
 			errs = append(errs, fmt.Errorf("registry: revoke lease %x: %w", int64(l), err))
 		}
 	}
 	for _, s := range sessions {
-		// Stops its goroutine; revokes again if ours failed, within 2 s.
-		if err := s.Close(); err != nil && !revoked[s.Lease()] {
-			errs = append(errs, fmt.Errorf("registry: %w", err))
-		}
+		// Stops its goroutine; its own revoke fails as ours did.
+		_ = s.Close()
 	}
 	return errors.Join(errs...)
-}
-
-func isSession(sessions []*session.Session, l clientv3.LeaseID) bool {
-	for _, s := range sessions {
-		if s.Lease() == l {
-			return true
-		}
-	}
-	return false
 }

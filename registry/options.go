@@ -64,6 +64,9 @@ func newOptions(opts []Option) (options, error) {
 	for _, f := range opts {
 		f(&o)
 	}
+	if o.ttl == 0 {
+		o.ttl = DefaultTTL
+	}
 	if err := session.ValidateTTL(o.ttl); err != nil {
 		return o, fmt.Errorf("registry: %w", err)
 	}

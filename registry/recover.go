@@ -25,14 +25,16 @@ func (r *Registrar) run() {
 	}
 	bo := r.opts.backoff
 	var (
-		s    *session.Session
-		lost bool  // EventLost sent, EventRestored not yet
-		from int64 // lowest revision written back since the loss
+		s      *session.Session
+		lost   bool  // EventLost sent, EventRestored not yet
+		from   int64 // lowest revision written back since the loss
+		before int64 // the highest revision seen when the loss was noticed
 	)
 	for r.ctx.Err() == nil {
 		if s == nil || s.Err() != nil {
 			if s != nil && !lost {
 				lost = true
+				before = r.seenRev()
 				r.lose(s)
 			}
 			next, err := r.grant()
@@ -51,7 +53,7 @@ func (r *Registrar) run() {
 			r.publish(s)
 		}
 		rev, err := r.reconcile(s)
-		if rev > 0 && (from == 0 || rev < from) {
+		if lost && rev > 0 && (from == 0 || rev < from) {
 			from = rev
 		}
 		if err != nil {
@@ -63,7 +65,13 @@ func (r *Registrar) run() {
 		}
 		bo.Reset()
 		if lost {
-			if from > 0 {
+			if from > 0 && from <= before {
+				// etcd counts revisions anew (restored from a snapshot):
+				// the watches wait for revisions that mean something
+				// else now. Otherwise they are kept: they saw every
+				// change since before the loss and will see every one
+				// after the restore, without the gap a new watch has
+				// until etcd has caught it up.
 				r.rewatch(from)
 			}
 			lost, from = false, 0

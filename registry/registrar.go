@@ -43,6 +43,7 @@ type Registrar struct {
 	old      []*session.Session            // ended sessions not yet closed
 	owned    map[clientv3.LeaseID]bool     // leases of ours that may still exist
 	health   health
+	seen     int64 // highest revision seen from etcd, to tell when it went backwards
 
 	closeOnce sync.Once
 	closeErr  error

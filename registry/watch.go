@@ -34,13 +34,13 @@ func (r *Registrar) watchLocked(service string, rev int64) {
 }
 
 // rewatch restarts every watch at revision from, after a new lease's
-// writes. A watch that survived the loss would do, unless etcd was
-// restored from a snapshot: its revisions then start over below the
-// watch's next revision, and the watch would wait for a revision that
-// means something else now.
+// writes, when etcd's revisions went backwards (a restore from a snapshot):
+// a surviving watch would wait for a revision that means something else
+// now.
 func (r *Registrar) rewatch(from int64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.seen = from
 	for _, service := range slices.Collect(maps.Keys(r.watches)) {
 		r.watches[service]()
 		delete(r.watches, service)
@@ -98,10 +98,18 @@ func (r *Registrar) follow(ctx context.Context, prefix string, rev int64) (int64
 	return rev, errors.New("registry: watch closed")
 }
 
+// seenRev returns the highest revision the registrar has seen from etcd.
+func (r *Registrar) seenRev() int64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.seen
+}
+
 // observe acts on one event under a watched prefix.
 func (r *Registrar) observe(ev *clientv3.Event) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.seen = max(r.seen, ev.Kv.ModRevision)
 	e := r.entries[string(ev.Kv.Key)]
 	if e == nil || ev.Kv.ModRevision <= e.rev {
 		return // not ours, or older than our last write
@@ -149,6 +157,7 @@ func (r *Registrar) resync(ctx context.Context, service, prefix string) (int64, 
 	at := resp.Header.Revision
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.seen = max(r.seen, at)
 	for _, e := range r.entries {
 		if e.service != service || !e.registered || e.rev > at {
 			continue
