@@ -40,7 +40,7 @@ func Example() {
 	fmt.Println("keys left:", len(resp.Kvs), "because", s.Err())
 	// Output:
 	// lost before the server's expiry: true
-	// keys left: 0 because session: closed
+	// keys left: 0 because session: roster: closed
 }
 
 // Elections and locks of one process can share a single lease.

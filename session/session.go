@@ -4,17 +4,47 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/rosterkit/roster"
+	"github.com/rosterkit/roster/internal/backoff"
+	"github.com/rosterkit/roster/internal/obs"
 )
 
-// retryInterval is how soon a failed keep-alive is tried again: often enough
-// to renew within the margin once etcd is back, rarely enough to be cheap.
-const retryInterval = 250 * time.Millisecond
+const (
+	// retryInterval is how soon a failed keep-alive is tried again: often
+	// enough to renew within the margin once etcd is back, rarely enough to
+	// be cheap.
+	retryInterval = 250 * time.Millisecond
+
+	// A revoke is sent again every revokeRetryMin..revokeRetryMax while no
+	// attempt has been answered, without cancelling attempts in flight
+	// (each bounded by revokeAttemptTimeout, at most revokeMaxInFlight at
+	// once): one that is merely slow still counts, and one stuck on a
+	// member that lost its leader does not delay the next.
+	revokeRetryMin       = 50 * time.Millisecond
+	revokeRetryMax       = 250 * time.Millisecond
+	revokeAttemptTimeout = 2 * time.Second
+	revokeMaxInFlight    = 8
+
+	// lostRevokeTTLs is how long, in TTLs after a presumed loss, the lease
+	// is revoked again and again while etcd does not answer. A new etcd
+	// leader extends every lease by about a TTL, so until then the lease may
+	// still exist and keep its keys in everyone's way.
+	lostRevokeTTLs = 3
+)
+
+// errClientClosed is why nothing more can be sent: the user closed the
+// etcd client.
+var errClientClosed = fmt.Errorf("etcd client closed: %w", roster.ErrClosed)
 
 // Session is one etcd lease kept alive until Close, until etcd says it is
 // gone, or until its local deadline passes without an acknowledged renewal.
@@ -22,6 +52,7 @@ type Session struct {
 	cli  *clientv3.Client
 	id   clientv3.LeaseID
 	opts options
+	in   *instruments
 
 	// The deadline is kept as an offset from base, a time with a
 	// monotonic clock reading, so that a step of the wall clock (NTP)
@@ -29,13 +60,17 @@ type Session struct {
 	base     time.Time
 	deadline atomic.Int64 // nanoseconds after base; only moves forward
 
-	ctx    context.Context // cancelled by Close
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	ctx     context.Context // renewals; cancelled by Close
+	cancel  context.CancelFunc
+	release context.Context // the revocation after a loss; cancelled at Close's bound
+	stopRel context.CancelFunc
+	wg      sync.WaitGroup
+	fin     chan struct{} // closed when run returns
 
 	endOnce sync.Once
 	done    chan struct{}
 	err     atomic.Pointer[error]
+	revoked atomic.Bool // etcd answered a revoke: the lease is gone
 
 	closeOnce sync.Once
 	closeErr  error
@@ -43,15 +78,28 @@ type Session struct {
 
 // New grants a lease and keeps it alive in the background.
 func New(ctx context.Context, cli *clientv3.Client, opts ...Option) (*Session, error) {
+	if cli == nil {
+		return nil, fmt.Errorf("session: %w", roster.ErrNilClient)
+	}
+	if ctx == nil {
+		ctx = context.Background()
+	}
 	o, err := newOptions(opts)
 	if err != nil {
 		return nil, err
 	}
-	s := &Session{cli: cli, opts: o, base: time.Now(), done: make(chan struct{})}
+	if o.inst == nil {
+		o.inst = newInstruments(o)
+	}
+	if cli.Ctx().Err() != nil {
+		return nil, fmt.Errorf("session: grant lease: %w", errClientClosed)
+	}
+	s := &Session{cli: cli, opts: o, in: o.inst, base: time.Now(), done: make(chan struct{}), fin: make(chan struct{})}
 	if err := s.grant(ctx); err != nil {
 		return nil, err
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.release, s.stopRel = context.WithCancel(context.Background())
 	s.wg.Add(1)
 	go s.run()
 	return s, nil
@@ -75,19 +123,13 @@ func (s *Session) grant(ctx context.Context) error {
 	sent = time.Now()
 	ka, err := s.cli.KeepAliveOnce(clientv3.WithRequireLeader(ctx), s.id)
 	if err != nil {
-		s.revokeQuietly()
+		rctx, cancel := context.WithTimeout(context.Background(), min(s.opts.ttl, 2*time.Second))
+		defer cancel()
+		_ = s.revoke(rctx) // if it fails, the lease expires by itself
 		return fmt.Errorf("session: renew a lease granted late: %w", err)
 	}
 	s.extend(sent, ka.TTL)
 	return nil
-}
-
-// revokeQuietly gives back a lease the session will not use; if that fails,
-// the lease expires by itself.
-func (s *Session) revokeQuietly() {
-	ctx, cancel := context.WithTimeout(context.Background(), min(s.opts.ttl, 2*time.Second))
-	defer cancel()
-	_, _ = s.cli.Revoke(ctx, s.id)
 }
 
 // Lease is the session's lease ID, to attach keys with clientv3.WithLease.
@@ -100,14 +142,15 @@ func (s *Session) TTL() time.Duration { return s.opts.ttl }
 func (s *Session) Client() *clientv3.Client { return s.cli }
 
 // Deadline is the moment the lease is presumed lost unless renewed before:
-// the send time of the last acknowledged renewal plus the TTL, less the margin.
+// the send time of the last acknowledged renewal plus the TTL, less the
+// margin.
 func (s *Session) Deadline() time.Time { return s.base.Add(time.Duration(s.deadline.Load())) }
 
 // Done is closed when the session has ended; Err says why.
 func (s *Session) Done() <-chan struct{} { return s.done }
 
-// Err is nil while the session is alive, then ErrExpired, ErrLeaseGone or
-// ErrClosed (possibly wrapped).
+// Err is nil while the session is alive, then ErrExpired or ErrLeaseGone
+// (both wrap roster.ErrLost) or ErrClosed.
 func (s *Session) Err() error {
 	if p := s.err.Load(); p != nil {
 		return *p
@@ -115,10 +158,13 @@ func (s *Session) Err() error {
 	return nil
 }
 
-// Renew renews the lease now instead of at the next interval, for a holder
-// that saw a sign of trouble (its key deleted, say) and wants to know at once
-// whether the lease still exists. It returns the session's error if it ended.
+// Renew renews the lease now rather than at the next interval, for a holder
+// that saw a sign of trouble (its key deleted, say). It returns the
+// session's error if the session ended.
 func (s *Session) Renew(ctx context.Context) error {
+	if ctx == nil {
+		ctx = context.Background()
+	}
 	if err := s.Err(); err != nil {
 		return err
 	}
@@ -131,22 +177,41 @@ func (s *Session) Renew(ctx context.Context) error {
 	return nil
 }
 
-// Close stops renewing and revokes the lease, so that every key attached to
-// it disappears now rather than after the TTL. It waits for the background
-// renewal to stop; it is idempotent. A failed revoke is returned, and the
-// lease then expires by itself, as it does when the client is closed already.
+// Close stops renewing and revokes the lease, so that its keys go now
+// rather than after the TTL. It waits for the session's goroutines, at most
+// about a TTL, and is idempotent. A failed revoke is returned; the lease
+// then expires by itself.
 func (s *Session) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), s.opts.ttl)
+	defer cancel()
+	return s.shutdown(ctx)
+}
+
+// Shutdown is Close bounded by ctx as well as by the TTL.
+func (s *Session) Shutdown(ctx context.Context) error {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.opts.ttl)
+	defer cancel()
+	return s.shutdown(ctx)
+}
+
+func (s *Session) shutdown(ctx context.Context) error {
 	s.closeOnce.Do(func() {
-		s.end(ErrClosed)
+		live := s.end(ErrClosed)
 		s.cancel()
+		stop := context.AfterFunc(ctx, s.stopRel) // bounds a revocation after a loss
 		s.wg.Wait()
-		if s.cli.Ctx().Err() != nil {
-			return // the client is closed: nothing can be sent; the lease expires by itself
+		stop()
+		s.stopRel()
+		if !live || s.cli.Ctx().Err() != nil {
+			// Lost before: the revocation, if one was due, has run. Or the
+			// client is closed: nothing can be sent, the lease expires.
+			return
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), min(s.opts.ttl, 2*time.Second))
-		defer cancel()
-		if _, err := s.cli.Revoke(ctx, s.id); err != nil && !errors.Is(err, rpctypes.ErrLeaseNotFound) {
-			s.closeErr = fmt.Errorf("session: revoke lease %x: %w", int64(s.id), err)
+		if err := s.revoke(ctx); err != nil {
+			s.closeErr = err
 		}
 	})
 	return s.closeErr
@@ -154,6 +219,15 @@ func (s *Session) Close() error {
 
 func (s *Session) run() {
 	defer s.wg.Done()
+	defer close(s.fin)
+	s.keepAlive()
+	if errors.Is(s.Err(), ErrExpired) {
+		s.revokeLost()
+	}
+}
+
+// keepAlive renews the lease until the session ends.
+func (s *Session) keepAlive() {
 	next := time.NewTimer(s.opts.interval)
 	defer next.Stop()
 	lost := time.NewTimer(time.Until(s.Deadline()))
@@ -181,6 +255,96 @@ func (s *Session) run() {
 	}
 }
 
+// finished says the session's goroutine has returned.
+func (s *Session) finished() bool {
+	select {
+	case <-s.fin:
+		return true
+	default:
+		return false
+	}
+}
+
+// revokeLost revokes a lease presumed lost. It may still exist in etcd (a
+// new etcd leader extends every lease), and then its keys still block the
+// next holder: they go as soon as etcd answers.
+func (s *Session) revokeLost() {
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(s.release, lostRevokeTTLs*s.opts.ttl)
+	defer cancel()
+	lease := slog.String(obs.KeyLease, fmt.Sprintf("%x", int64(s.id)))
+	if err := s.revoke(ctx); err != nil {
+		s.in.log.Warn("session: lease presumed lost could not be revoked; it expires by itself",
+			lease, slog.Duration("tried", time.Since(start)), slog.Any(obs.KeyErr, err))
+		return
+	}
+	s.in.log.Info("session: lease presumed lost revoked", lease, slog.Duration("after", time.Since(start)))
+}
+
+// revoke revokes the lease, sending the request again while none has been
+// answered, until ctx ends. A lease etcd no longer has counts as revoked.
+func (s *Session) revoke(ctx context.Context) error {
+	if s.revoked.Load() {
+		return nil
+	}
+	var wg sync.WaitGroup
+	ctx, cancel := context.WithCancel(ctx)
+	defer wg.Wait()
+	defer cancel()
+	results := make(chan error)
+	inFlight := 0
+	next := time.NewTimer(0)
+	defer next.Stop()
+	bo := backoff.Backoff{Min: revokeRetryMin, Max: revokeRetryMax}
+	var last error
+	for {
+		select {
+		case <-next.C:
+			next.Reset(bo.Next())
+			if s.cli.Ctx().Err() != nil {
+				return fmt.Errorf("session: revoke lease %x: %w", int64(s.id), errClientClosed)
+			}
+			if inFlight >= revokeMaxInFlight {
+				continue
+			}
+			inFlight++
+			wg.Go(func() {
+				actx, acancel := context.WithTimeout(clientv3.WithRequireLeader(ctx), revokeAttemptTimeout)
+				_, err := s.cli.Revoke(actx, s.id)
+				acancel()
+				select {
+				case results <- err:
+				case <-ctx.Done():
+				}
+			})
+		case err := <-results:
+			inFlight--
+			if err == nil || errors.Is(err, rpctypes.ErrLeaseNotFound) {
+				s.revoked.Store(true)
+				return nil
+			}
+			if final(err) {
+				return fmt.Errorf("session: revoke lease %x: %w", int64(s.id), err)
+			}
+			last = err
+		case <-ctx.Done():
+			if last == nil {
+				last = ctx.Err()
+			}
+			return fmt.Errorf("session: revoke lease %x: no answer from etcd: %w", int64(s.id), last)
+		}
+	}
+}
+
+// final says a revoke failed for a reason that trying again cannot mend.
+func final(err error) bool {
+	switch status.Code(rpctypes.Error(err)) {
+	case codes.InvalidArgument, codes.PermissionDenied, codes.Unauthenticated:
+		return true
+	}
+	return false
+}
+
 // renew sends one keep-alive. The request is bounded by the local deadline:
 // an answer after it would come too late to matter.
 func (s *Session) renew(ctx context.Context) error {
@@ -199,6 +363,8 @@ func (s *Session) renew(ctx context.Context) error {
 		}
 		return fmt.Errorf("session: keep-alive: %w", err)
 	}
+	now := time.Now()
+	s.in.renewed(now.Sub(sent), s.Deadline().Sub(now))
 	s.extend(sent, resp.TTL)
 	return nil
 }
@@ -213,9 +379,20 @@ func (s *Session) extend(sent time.Time, ttlSeconds int64) {
 	}
 }
 
-func (s *Session) end(err error) {
+// end ends the session with err, unless it ended already, and reports
+// whether this call ended it.
+func (s *Session) end(err error) (ended bool) {
 	s.endOnce.Do(func() {
+		ended = true
 		s.err.Store(&err)
 		close(s.done)
+		if errors.Is(err, ErrClosed) {
+			return
+		}
+		expired := errors.Is(err, ErrExpired)
+		s.in.lost(expired)
+		s.in.log.Warn("session: lease lost", slog.String(obs.KeyLease, fmt.Sprintf("%x", int64(s.id))),
+			slog.Duration("ttl", s.opts.ttl), slog.Any(obs.KeyErr, err))
 	})
+	return ended
 }

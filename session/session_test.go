@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/rosterkit/roster"
 	"github.com/rosterkit/roster/internal/etcdtest"
 	"github.com/rosterkit/roster/session"
 )
@@ -22,15 +23,9 @@ func testCtx(t *testing.T) context.Context {
 
 func TestTTLValidation(t *testing.T) {
 	require.ErrorIs(t, session.ValidateTTL(time.Second), session.ErrInvalidTTL)
-	require.ErrorIs(t, session.ValidateTTL(0), session.ErrInvalidTTL)
+	require.ErrorIs(t, session.ValidateTTL(-time.Second), roster.ErrInvalidOption)
+	require.NoError(t, session.ValidateTTL(0), "zero means the default")
 	require.NoError(t, session.ValidateTTL(2*time.Second))
-	_, err := session.NewManager(nil, session.WithTTL(500*time.Millisecond))
-	require.ErrorIs(t, err, session.ErrInvalidTTL)
-	// A first renewal due after the deadline it would renew.
-	_, err = session.NewManager(nil, session.WithTTL(3*time.Second), session.WithKeepAliveInterval(3*time.Second))
-	require.ErrorIs(t, err, session.ErrInvalidTTL)
-	_, err = session.NewManager(nil, session.WithTTL(3*time.Second), session.WithKeepAliveInterval(time.Second))
-	require.NoError(t, err)
 }
 
 func TestKeepsLeaseAlivePastTTL(t *testing.T) {
