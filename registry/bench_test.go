@@ -32,7 +32,7 @@ func registerRoster(ctx context.Context, cli *clientv3.Client, n int) error {
 			return err
 		}
 	}
-	return r.Close(ctx)
+	return r.Shutdown(ctx)
 }
 
 // registerRaw is the baseline: what an application does with clientv3
@@ -62,7 +62,7 @@ func registerGuarded(ctx context.Context, cli *clientv3.Client, n int) error {
 }
 
 func registerRawWith(ctx context.Context, cli *clientv3.Client, n int, put func(key, val string, lease clientv3.LeaseID) error) error {
-	lease, err := cli.Grant(ctx, int64(registry.DefaultTTL/time.Second))
+	lease, err := cli.Grant(ctx, int64(roster.DefaultTTL/time.Second))
 	if err != nil {
 		return err
 	}

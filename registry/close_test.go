@@ -1,7 +1,6 @@
 package registry_test
 
 import (
-	"context"
 	"testing"
 	"time"
 
@@ -29,7 +28,7 @@ func TestCloseLeavesNoGoroutines(t *testing.T) {
 		registerN(t, r, svc, 3)
 	}
 	require.NoError(t, r.Deregister(ctx, "orders", "i000"))
-	require.NoError(t, r.Close(ctx))
+	require.NoError(t, r.Close())
 	goleak.VerifyNone(t, before)
 }
 
@@ -42,12 +41,13 @@ func TestCloseUnused(t *testing.T) {
 	st := r.Status()
 	require.True(t, st.Healthy, "nothing registered, nothing missing")
 	require.Zero(t, st.Lease)
-	require.NoError(t, r.Close(testCtx(t)))
+	evs := r.Events(testCtx(t))
+	require.NoError(t, r.Close())
 	leases, err := m.Client().Leases(testCtx(t))
 	require.NoError(t, err)
 	require.Empty(t, leases.Leases, "no lease was granted")
-	_, open := <-r.Events()
-	require.False(t, open)
+	_, open := <-evs
+	require.False(t, open, "Close ends the Events channels")
 }
 
 // Close with a context that never ends must not wait for etcd to come
@@ -64,13 +64,13 @@ func TestCloseWhileUnreachableIsBoundedByTTL(t *testing.T) {
 
 	start := time.Now()
 	done := make(chan error, 1)
-	go func() { done <- r.Close(context.Background()) }()
+	go func() { done <- r.Close() }()
 	select {
 	case err := <-done:
 		took := time.Since(start)
 		t.Logf("Close returned after %v: %v", took.Round(time.Millisecond), err)
 		require.Error(t, err, "the revoke could not be sent")
 	case <-time.After(ttl + 5*time.Second):
-		t.Fatalf("Close(context.Background()) still blocked %v after etcd became unreachable", ttl+5*time.Second)
+		t.Fatalf("Close still blocked %v after etcd became unreachable", ttl+5*time.Second)
 	}
 }

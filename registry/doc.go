@@ -3,13 +3,13 @@
 //
 // A Registrar holds one lease and writes each instance under it at
 // <namespace>/services/<service>/<id>, encoded by roster.EncodeInstance,
-// where package discovery finds it. When the process dies, the lease
-// expires after its TTL and every instance disappears; Close revokes it so
-// they disappear at once.
+// where package discovery finds it. When the process dies the lease expires
+// after its TTL and its instances disappear; Close revokes the lease so
+// that they disappear at once.
 //
 //	reg, err := registry.New(cli) // cli is your *clientv3.Client
 //	if err != nil { ... }
-//	defer reg.Close(context.Background())
+//	defer reg.Close()
 //
 //	err = reg.Register(ctx, roster.Instance{Service: "users", ID: "pod-7", Addr: "10.0.0.7:8080"})
 //	if errors.Is(err, registry.ErrDuplicate) { ... } // another live process holds users/pod-7
@@ -17,34 +17,61 @@
 //	// graceful shutdown
 //	reg.Drain(ctx, "users", "pod-7") // discovery stops picking it
 //	// ... finish in-flight work ...
-//	reg.Close(ctx)                    // gone now, not after the TTL
+//	reg.Shutdown(ctx)                // gone now, not after the TTL
 //
 // # Healing
 //
 // An instance that is alive stays registered without help. The registrar
-// presumes its lease lost at the send time of the last acknowledged
-// renewal plus the TTL (less a margin), which is never later than etcd's
-// own expiry, and as soon as etcd says the lease is gone. It also watches
-// its services' prefixes, so a key deleted by someone else or a lease
-// revoked by someone else is noticed within a round trip. Then it grants a
-// new lease if needed and writes back every instance, retrying with
-// jittered backoff (capped at one second by default) while etcd is
-// unreachable: after a network partition, a leader change, an etcd
-// restart, or a restore from a snapshot that lacks the lease.
+// presumes its lease lost at the send time of the last acknowledged renewal
+// plus the TTL (less a margin), which is never later than etcd's own
+// expiry, and as soon as etcd says the lease is gone. It also watches its
+// services' prefixes, so a key deleted or a lease revoked by someone else is
+// noticed within a round trip. Then it grants a new lease if needed and
+// writes back every instance, retrying with jittered backoff while etcd is
+// unreachable: after a partition, a leader change, an etcd restart, or a
+// restore from a snapshot that lacks the lease.
+//
+// The watches outlive the restore, so a key deleted just after it is
+// written back as fast as on a settled registration. Only when etcd's
+// revisions went backwards (a restore from an older snapshot) are they
+// started again, from the restore's first write.
+//
+// A write that got no reply may have landed all the same: a new
+// instance's key is deleted again, an update is written over with the value
+// the registrar kept, and a key of ours that the watch finds without an
+// instance behind it is deleted.
 //
 // # Ownership
 //
 // Every write is one transaction that puts only if the key is absent or
 // already held by one of this registrar's leases. A second process
-// registering the same service and ID gets ErrDuplicate instead of
-// silently taking the key over, and a registrar that finds another owner
-// on one of its keys while restoring reports it (EventError, Status) and
-// waits for the key to be freed rather than fight over it.
+// registering the same service and ID gets ErrDuplicate instead of taking
+// the key over, and a registrar that finds another owner on one of its
+// keys while restoring reports it (EventError, Status) and waits for the
+// key to be freed rather than fight over it.
 //
 // # Observing
 //
-// Status returns whether every instance is in place under a live lease,
-// why not, and since when, for a health endpoint. Events delivers what
-// happened (registered, lost, restored, error) to an optional reader that
-// the registrar never waits for.
+// Status says whether every instance is in place under a live lease, why
+// not, and since when, for a health endpoint. Events(ctx) gives each caller
+// its own channel of what happens (registered, lost, restored, error, drain
+// requested); the registrar never waits for a reader, and one that falls
+// behind loses the oldest events, never the newest.
+//
+// # Options and ending
+//
+// A zero option means its default: WithTTL(0) is roster.DefaultTTL,
+// WithNamespace("") is roster.DefaultNamespace, WithBackoff(0, 0) is
+// roster.DefaultBackoffMin to roster.DefaultBackoffMax, a nil logger
+// discards, a nil meter provider is OpenTelemetry's global one. A negative
+// or out-of-range value (a TTL below roster.MinTTL, a backoff max below its
+// min) makes New fail with an error wrapping roster.ErrInvalidOption; a nil
+// client, with roster.ErrNilClient.
+//
+// Close revokes the lease, so the instances go at once, and waits for the
+// registrar's goroutines. It never waits for etcd much longer than the TTL:
+// by then an unrenewed lease has expired anyway. Shutdown does the same
+// within a context of the caller's as well. Calls after Close fail with
+// ErrClosed, which wraps roster.ErrClosed; calls on a closed etcd client
+// fail at once with an error wrapping roster.ErrClosed too.
 package registry

@@ -155,7 +155,7 @@ func (r *Registrar) wroteLocked(e *entry, lease clientv3.LeaseID, rev int64) {
 	e.gone, e.conflict = false, nil
 	if e.reported {
 		e.reported = false
-		r.ev.emit(Event{Kind: EventRestored, Service: e.service, ID: e.id, Lease: lease})
+		r.emit(Event{Kind: EventRestored, Service: e.service, ID: e.id, Lease: lease})
 	}
 }
 
@@ -166,6 +166,6 @@ func (r *Registrar) conflictLocked(e *entry, err error, lease clientv3.LeaseID) 
 	e.lease, e.conflict, e.conflictLease = 0, err, lease
 	r.setHealthLocked(false, err)
 	if !again {
-		r.ev.emit(Event{Kind: EventError, Service: e.service, ID: e.id, Lease: lease, Err: err})
+		r.emit(Event{Kind: EventError, Service: e.service, ID: e.id, Lease: lease, Err: err})
 	}
 }

@@ -2,7 +2,6 @@ package registry
 
 import (
 	"fmt"
-	"sync"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -13,25 +12,33 @@ type EventKind int
 
 // Event kinds.
 const (
-	// EventRegistered: Register wrote an instance that was not registered
-	// before.
+	// EventRegistered: Register wrote an instance that was not registered.
 	EventRegistered EventKind = iota + 1
-	// EventLost: the lease is presumed lost (Service and ID are empty) or one
-	// instance's key was deleted by someone else (Service and ID are set).
-	// Discovery may no longer list the affected instances.
+	// EventLost: the lease is presumed lost (Service and ID empty), or
+	// someone else deleted one instance's key. Err wraps roster.ErrLost.
 	EventLost
 	// EventRestored: after EventLost, every instance is back under a live
-	// lease (Service and ID empty), except any whose key another owner holds
-	// (each reported by an EventError, and written back when freed); or the
-	// one deleted key was written again.
+	// lease (Service and ID empty), or the one deleted key is written again.
 	EventRestored
-	// EventError: an attempt to restore failed and will be retried (etcd
-	// unreachable, say), or another owner holds an instance's key (Err
-	// wraps ErrDuplicate; the registrar waits for the key to be freed).
+	// EventError: an attempt failed and will be retried, or another owner
+	// holds an instance's key (Err wraps ErrDuplicate).
 	EventError
+	// EventDrainRequested: an operator asked for the instance to be drained
+	// (see RequestDrain); it is now written draining. Reason is theirs.
+	EventDrainRequested
+	// EventUndrainRequested: the operator's request was cancelled; the
+	// instance has the status the application gave it again.
+	EventUndrainRequested
 )
 
-var kindNames = [...]string{EventRegistered: "registered", EventLost: "lost", EventRestored: "restored", EventError: "error"}
+var kindNames = [...]string{
+	EventRegistered:       "registered",
+	EventLost:             "lost",
+	EventRestored:         "restored",
+	EventError:            "error",
+	EventDrainRequested:   "drain requested",
+	EventUndrainRequested: "undrain requested",
+}
 
 func (k EventKind) String() string {
 	if k > 0 && int(k) < len(kindNames) {
@@ -40,14 +47,14 @@ func (k EventKind) String() string {
 	return fmt.Sprintf("EventKind(%d)", int(k))
 }
 
-// Event is one change in a registrar's state, for logs and metrics. The
-// current state is always available from Registrar.Status.
+// Event is one change of a registrar's state. Status has the current state.
 type Event struct {
 	Kind    EventKind
-	Service string           // the instance's service, for per-instance events
-	ID      string           // the instance's ID, for per-instance events
-	Lease   clientv3.LeaseID // the lease concerned: lost, or new after a restore
+	Service string           // set for events about one instance
+	ID      string           // set for events about one instance
+	Lease   clientv3.LeaseID // the lease lost, or the new one after a restore
 	Err     error            // why, for EventLost and EventError
+	Reason  string           // the operator's, for EventDrainRequested
 	Time    time.Time
 }
 
@@ -59,6 +66,9 @@ func (e Event) String() string {
 	if e.Lease != 0 {
 		s += fmt.Sprintf(" lease %x", int64(e.Lease))
 	}
+	if e.Reason != "" {
+		s += fmt.Sprintf(" (%s)", e.Reason)
+	}
 	if e.Err != nil {
 		s += ": " + e.Err.Error()
 	}
@@ -68,43 +78,3 @@ func (e Event) String() string {
 // eventBuffer is how many events wait for a slow reader before the oldest
 // are dropped.
 const eventBuffer = 64
-
-// events delivers Events without ever blocking the registrar: when the
-// reader falls eventBuffer behind, the oldest event is dropped, so what a
-// slow reader sees last is always the newest state.
-type events struct {
-	mu     sync.Mutex
-	ch     chan Event
-	closed bool
-}
-
-func newEvents() *events { return &events{ch: make(chan Event, eventBuffer)} }
-
-func (q *events) emit(e Event) {
-	e.Time = time.Now()
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	if q.closed {
-		return
-	}
-	for {
-		select {
-		case q.ch <- e:
-			return
-		default:
-		}
-		select { // full: make room; senders are serialized by mu
-		case <-q.ch:
-		default:
-		}
-	}
-}
-
-func (q *events) close() {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	if !q.closed {
-		q.closed = true
-		close(q.ch)
-	}
-}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log"
 	"net/http"
-	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
@@ -33,7 +32,7 @@ func Example() {
 	cli, stop := connect()
 	defer stop()
 
-	reg, err := registry.New(cli, registry.WithTTL(10*time.Second))
+	reg, err := registry.New(cli) // roster.DefaultTTL: a crashed process is gone within 10 s
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -52,7 +51,7 @@ func Example() {
 	resp, _ = cli.Get(ctx, "/roster/services/users/pod-7")
 	fmt.Printf("%s\n", resp.Kvs[0].Value)
 	// ... finish in-flight requests ...
-	if err := reg.Close(ctx); err != nil {
+	if err := reg.Shutdown(ctx); err != nil {
 		log.Print(err) // the lease then expires after its TTL
 	}
 	resp, _ = cli.Get(ctx, "/roster/services/users/pod-7")
@@ -71,9 +70,9 @@ func ExampleRegistrar_Register_duplicate() {
 	defer stop()
 
 	first, _ := registry.New(cli)
-	defer first.Close(ctx)
+	defer first.Close()
 	second, _ := registry.New(cli)
-	defer second.Close(ctx)
+	defer second.Close()
 
 	inst := roster.Instance{Service: "users", ID: "pod-7", Addr: "10.0.0.7:8080"}
 	fmt.Println(first.Register(ctx, inst))
@@ -84,20 +83,14 @@ func ExampleRegistrar_Register_duplicate() {
 	// true
 }
 
-// Serve the registrar's state from a health endpoint, and log what happens
-// to it.
+// Serve the registrar's state from a health endpoint.
 func ExampleRegistrar_Status() {
 	ctx := context.Background()
 	cli, stop := connect()
 	defer stop()
 	reg, _ := registry.New(cli)
-	defer reg.Close(ctx)
+	defer reg.Close()
 
-	go func() {
-		for ev := range reg.Events() { // ends when reg is closed
-			log.Printf("registry: %v", ev)
-		}
-	}()
 	mux := http.NewServeMux()
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		if st := reg.Status(); !st.Healthy {
@@ -112,4 +105,28 @@ func ExampleRegistrar_Status() {
 	fmt.Println(st.Healthy, st.Instances, st.Lease != 0)
 	// Output:
 	// true 1 true
+}
+
+// Follow what happens to the registrar: here its lease is revoked by
+// someone else, and it restores its instance under a new one.
+func ExampleRegistrar_Events() {
+	ctx := context.Background()
+	cli, stop := connect()
+	defer stop()
+	reg, _ := registry.New(cli)
+	defer reg.Close()
+
+	events := reg.Events(ctx) // a channel of its own; closed by Close
+	_ = reg.Register(ctx, roster.Instance{Service: "users", ID: "pod-7", Addr: "10.0.0.7:8080"})
+	_, _ = cli.Revoke(ctx, reg.Status().Lease)
+	for ev := range events {
+		fmt.Println(ev.Kind, ev.Service, errors.Is(ev.Err, roster.ErrLost))
+		if ev.Kind == registry.EventRestored {
+			break
+		}
+	}
+	// Output:
+	// registered users false
+	// lost  true
+	// restored  false
 }

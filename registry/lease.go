@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"sync"
 
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
@@ -71,8 +73,9 @@ func (r *Registrar) publish(s *session.Session) {
 	r.changed = make(chan struct{})
 }
 
-// retire closes the sessions that ended, revoking their leases now that no
-// instance is left on them. A lease whose revoke fails stays owned and is
+// retire revokes the leases of the sessions that ended, now that no
+// instance is left on them, and closes the sessions, in the background: a
+// revoke may wait for etcd. A lease whose revoke fails stays owned and is
 // revoked again at Close.
 func (r *Registrar) retire() {
 	r.mu.Lock()
@@ -80,51 +83,53 @@ func (r *Registrar) retire() {
 	r.old = nil
 	r.mu.Unlock()
 	for _, s := range old {
-		err := s.Close()
-		r.mu.Lock()
-		if err == nil {
-			delete(r.owned, s.Lease())
-		}
-		r.mu.Unlock()
+		r.retiring.Go(func() {
+			ctx, cancel := context.WithTimeout(r.ctx, r.opts.ttl)
+			_, err := r.cli.Revoke(ctx, s.Lease())
+			cancel()
+			_ = s.Close()
+			if err == nil || errors.Is(err, rpctypes.ErrLeaseNotFound) {
+				r.mu.Lock()
+				delete(r.owned, s.Lease())
+				r.mu.Unlock()
+			}
+		})
 	}
 }
 
-// revokeAll revokes every lease of ours, with ctx, and closes the sessions.
-// The revokes are also bounded by the TTL: the client waits for a
-// connection as long as it is allowed to, and once a TTL has passed
-// without renewals the leases have expired by themselves.
+// revokeAll revokes every lease of ours and closes the sessions, all at
+// once, within ctx: the caller bounds it by the TTL, since a lease that
+// could not be renewed for a TTL has expired by itself.
 func (r *Registrar) revokeAll(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, r.opts.ttl)
-	defer cancel()
 	r.mu.Lock()
 	sessions := r.old
 	if r.sess != nil {
 		sessions = append(sessions, r.sess)
 	}
 	r.old = nil
-	leases := make([]clientv3.LeaseID, 0, len(r.owned))
-	for l := range r.owned {
-		leases = append(leases, l)
-	}
+	leases := slices.Collect(maps.Keys(r.owned))
 	r.mu.Unlock()
-	var errs []error
-	revoked := make(map[clientv3.LeaseID]bool)
-	if err := r.cli.Ctx().Err(); err != nil {
-		// A closed client retries until the deadline, in vain.
-		errs = append(errs, fmt.Errorf("registry: cannot revoke: client closed; the lease expires after its TTL"))
-		leases = nil
-	}
-	for _, l := range leases {
-		_, err := r.cli.Revoke(ctx, l)
-		if err == nil || errors.Is(err, rpctypes.ErrLeaseNotFound) {
-			revoked[l] = true
-		} else {
-			errs = append(errs, fmt.Errorf("registry: revoke lease %x: %w", int64(l), err))
+	if len(leases) > 0 && r.cli.Ctx().Err() != nil {
+		for _, s := range sessions {
+			_ = s.Close() // returns at once: nothing can be sent
 		}
+		r.retiring.Wait()
+		return fmt.Errorf("registry: cannot revoke: %w; the lease expires after its TTL", errClientClosed)
+	}
+	errs := make([]error, len(leases))
+	var wg sync.WaitGroup
+	for i, l := range leases {
+		wg.Go(func() {
+			_, err := r.cli.Revoke(ctx, l)
+			if err != nil && !errors.Is(err, rpctypes.ErrLeaseNotFound) {
+				errs[i] = fmt.Errorf("registry: revoke lease %x: %w; its instances expire with it", int64(l), err)
+			}
+		})
 	}
 	for _, s := range sessions {
-		// Stops its goroutine; its own revoke fails as ours did.
-		_ = s.Close()
+		wg.Go(func() { _ = s.Close() }) // stops its renewals
 	}
+	wg.Wait()
+	r.retiring.Wait()
 	return errors.Join(errs...)
 }

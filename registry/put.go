@@ -115,7 +115,7 @@ func (r *Registrar) put(ctx context.Context, e *entry, next func(*entry) (roster
 		}
 		r.mu.Unlock()
 		if first {
-			r.ev.emit(Event{Kind: EventRegistered, Service: e.service, ID: e.id, Lease: lease})
+			r.emit(Event{Kind: EventRegistered, Service: e.service, ID: e.id, Lease: lease})
 		}
 		return nil
 	}
@@ -135,6 +135,9 @@ func (r *Registrar) sessionEnded(ctx context.Context, s *session.Session, err er
 // none (before the first grant, or while one is being restored).
 func (r *Registrar) liveSession(ctx context.Context) (*session.Session, error) {
 	for {
+		if r.cli.Ctx().Err() != nil {
+			return nil, errClientClosed
+		}
 		r.mu.Lock()
 		if r.closed {
 			r.mu.Unlock()

@@ -24,7 +24,7 @@ func TestWatchNewsOutranksALateWriteReply(t *testing.T) {
 	cli := etcdtest.Start(t).Client()
 	r, err := New(cli, WithTTL(30*time.Second))
 	require.NoError(t, err)
-	defer r.Close(ctx)
+	defer r.Close()
 	require.NoError(t, r.Register(ctx, roster.Instance{Service: "svc", ID: "a", Addr: "10.0.0.1:80"}))
 	key := "/roster/services/svc/a"
 

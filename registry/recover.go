@@ -37,6 +37,11 @@ func (r *Registrar) run() {
 				before = r.seenRev()
 				r.lose(s)
 			}
+			if r.cli.Ctx().Err() != nil {
+				r.fail(errClientClosed) // for good: wait for Close
+				<-r.ctx.Done()
+				return
+			}
 			next, err := r.grant()
 			if r.ctx.Err() != nil {
 				if next != nil {
@@ -75,7 +80,7 @@ func (r *Registrar) run() {
 				r.rewatch(from)
 			}
 			lost, from = false, 0
-			r.ev.emit(Event{Kind: EventRestored, Lease: s.Lease()})
+			r.emit(Event{Kind: EventRestored, Lease: s.Lease()})
 		}
 		r.retire()
 		r.idle(s)
@@ -84,11 +89,11 @@ func (r *Registrar) run() {
 
 // lose reports that s ended.
 func (r *Registrar) lose(s *session.Session) {
-	err := s.Err()
+	err := lostErr(int64(s.Lease()), s.Err())
 	r.mu.Lock()
-	r.setHealthLocked(false, fmt.Errorf("registry: lease %x lost: %w", int64(s.Lease()), err))
+	r.setHealthLocked(false, err)
 	r.mu.Unlock()
-	r.ev.emit(Event{Kind: EventLost, Lease: s.Lease(), Err: err})
+	r.emit(Event{Kind: EventLost, Lease: s.Lease(), Err: err})
 }
 
 // fail reports a failed attempt that will be retried.
@@ -96,7 +101,7 @@ func (r *Registrar) fail(err error) {
 	r.mu.Lock()
 	r.setHealthLocked(false, err)
 	r.mu.Unlock()
-	r.ev.emit(Event{Kind: EventError, Err: err})
+	r.emit(Event{Kind: EventError, Err: err})
 }
 
 // pause waits before the next attempt, or until Close, or until s ends.
@@ -151,9 +156,9 @@ func (r *Registrar) checkDeleted(s *session.Session) {
 	for _, e := range deleted {
 		if e.gone && !e.removed {
 			e.reported = true
-			r.setHealthLocked(false, fmt.Errorf("registry: %s deleted by someone else", e.key))
-			r.ev.emit(Event{Kind: EventLost, Service: e.service, ID: e.id, Lease: s.Lease(),
-				Err: errors.New("key deleted by someone else")})
+			err := fmt.Errorf("registry: %s: %w", e.key, ErrKeyDeleted)
+			r.setHealthLocked(false, err)
+			r.emit(Event{Kind: EventLost, Service: e.service, ID: e.id, Lease: s.Lease(), Err: err})
 		}
 	}
 }

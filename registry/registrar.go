@@ -3,7 +3,6 @@ package registry
 import (
 	"cmp"
 	"context"
-	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -14,22 +13,24 @@ import (
 
 	"github.com/rosterkit/roster"
 	"github.com/rosterkit/roster/internal/keys"
+	"github.com/rosterkit/roster/internal/stream"
 	"github.com/rosterkit/roster/session"
 )
 
 // Registrar keeps service instances registered in etcd under one lease and
-// restores them, without being asked, whenever etcd loses them. It is safe
-// for concurrent use.
+// restores them, unasked, whenever etcd loses them. It is safe for
+// concurrent use.
 type Registrar struct {
 	cli  *clientv3.Client
 	opts options
-	ev   *events
+	ev   *stream.Stream[Event]
 
-	ctx    context.Context // cancelled by Close: stops run and the watches
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-	wake   chan struct{} // closed by the first call that needs a lease
-	kick   chan struct{} // asks run to look at the entries again
+	ctx      context.Context // cancelled by Close: stops run and the watches
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup // run and the watches
+	retiring sync.WaitGroup // revokes of replaced leases
+	wake     chan struct{}  // closed by the first call that needs a lease
+	kick     chan struct{}  // asks run to look at the entries again
 
 	mu       sync.Mutex
 	closed   bool
@@ -50,11 +51,11 @@ type Registrar struct {
 }
 
 // New returns a Registrar that writes through cli. It grants no lease until
-// the first Register. Close it to revoke the lease and stop its goroutines;
-// cli stays the caller's to close, after the Registrar.
+// the first Register. Close it to remove its instances at once; cli stays
+// the caller's to close, after the Registrar.
 func New(cli *clientv3.Client, opts ...Option) (*Registrar, error) {
 	if cli == nil {
-		return nil, errors.New("registry: nil client")
+		return nil, fmt.Errorf("registry: %w", roster.ErrNilClient)
 	}
 	o, err := newOptions(opts)
 	if err != nil {
@@ -63,7 +64,7 @@ func New(cli *clientv3.Client, opts ...Option) (*Registrar, error) {
 	r := &Registrar{
 		cli:      cli,
 		opts:     o,
-		ev:       newEvents(),
+		ev:       stream.New(stream.Bounded[Event](eventBuffer)),
 		wake:     make(chan struct{}),
 		kick:     make(chan struct{}, 1),
 		entries:  make(map[string]*entry),
@@ -81,54 +82,45 @@ func New(cli *clientv3.Client, opts ...Option) (*Registrar, error) {
 
 // Register writes inst under the registrar's lease, granting the lease on
 // first use, and keeps it registered until Deregister or Close. Registering
-// an instance this registrar already holds updates it in place.
+// an instance this registrar holds already updates it.
 //
-// It fails with an error wrapping ErrDuplicate if another owner (another
-// registrar's live lease, or a key without a lease) holds the same service
-// and ID: two processes cannot overwrite each other. Invalid instances are
-// refused with the errors of roster.Instance.Validate. While the lease is
-// being restored Register waits for the new one, up to ctx; if it returns
-// an error the instance is not registered (or, for an update, keeps its
-// previous value). A write that got no reply may have landed all the same:
-// a new instance's key is then deleted again (or, if etcd cannot be reached
-// for that, goes with the lease), and an update is written back over.
+// Another owner of the same service and ID makes it fail with ErrDuplicate;
+// an invalid instance with the errors of roster.Instance.Validate. If it
+// fails, the instance is not registered (an update keeps its old value).
 func (r *Registrar) Register(ctx context.Context, inst roster.Instance) error {
 	val, err := roster.EncodeInstance(inst)
 	if err != nil {
 		return fmt.Errorf("registry: register: %w", err)
 	}
-	return r.apply(ctx, inst.Service, inst.ID, true, func(*entry) (roster.Instance, error) { return inst, nil }, string(val))
+	return r.apply(orBackground(ctx), inst.Service, inst.ID, true, func(*entry) (roster.Instance, error) { return inst, nil }, string(val))
 }
 
-// Update replaces the value of an instance this registrar holds (address,
-// metadata, weight, status) in one write under the same key and lease, so
-// watchers see one change and never a gap. It fails with ErrNotRegistered
-// for an instance that is not registered here.
+// Update replaces the value of an instance this registrar holds in one
+// write, so that watchers never see it missing. It fails with
+// ErrNotRegistered for an instance not registered here.
 func (r *Registrar) Update(ctx context.Context, inst roster.Instance) error {
 	val, err := roster.EncodeInstance(inst)
 	if err != nil {
 		return fmt.Errorf("registry: update: %w", err)
 	}
-	return r.apply(ctx, inst.Service, inst.ID, false, func(*entry) (roster.Instance, error) { return inst, nil }, string(val))
+	return r.apply(orBackground(ctx), inst.Service, inst.ID, false, func(*entry) (roster.Instance, error) { return inst, nil }, string(val))
 }
 
-// Drain marks an instance StatusDraining: it stays registered while it
-// finishes the work it has, but discovery stops picking it for new work.
-// It is the first step of a graceful shutdown: Drain, wait for in-flight
-// work to finish, then Deregister or Close.
+// Drain marks an instance roster.StatusDraining: discovery stops picking it
+// while it finishes its work. Then Deregister or Close.
 func (r *Registrar) Drain(ctx context.Context, service, id string) error {
-	return r.apply(ctx, service, id, false, func(e *entry) (roster.Instance, error) {
+	return r.apply(orBackground(ctx), service, id, false, func(e *entry) (roster.Instance, error) {
 		inst := e.inst
 		inst.Status = roster.StatusDraining
 		return inst, nil
 	}, "")
 }
 
-// Deregister deletes an instance's key now and stops keeping it
-// registered. A key that another owner has taken over meanwhile is left
-// alone. If etcd cannot be reached the instance stays registered and the
-// error says why; try again, or Close.
+// Deregister deletes an instance's key now and stops keeping it registered.
+// If etcd cannot be reached the instance stays registered and the error
+// says why.
 func (r *Registrar) Deregister(ctx context.Context, service, id string) error {
+	ctx = orBackground(ctx)
 	key, err := r.key(service, id)
 	if err != nil {
 		return err
@@ -155,8 +147,11 @@ func (r *Registrar) Deregister(ctx context.Context, service, id string) error {
 			e.unlock()
 			return nil
 		}
-		lease := s.Lease()
-		err = release(clientv3.WithRequireLeader(ctx), r.cli, key, lease, r.owns)
+		if r.cli.Ctx().Err() != nil {
+			e.unlock()
+			return fmt.Errorf("registry: deregister %s/%s: %w", service, id, errClientClosed)
+		}
+		err = release(clientv3.WithRequireLeader(ctx), r.cli, key, s.Lease(), r.owns)
 		if err == nil {
 			r.mu.Lock()
 			r.dropLocked(e)
@@ -172,7 +167,7 @@ func (r *Registrar) Deregister(ctx context.Context, service, id string) error {
 }
 
 // Instances returns the instances this registrar keeps registered, sorted
-// by service and ID.
+// by service and ID, as they are written.
 func (r *Registrar) Instances() []roster.Instance {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -190,41 +185,52 @@ func (r *Registrar) Instances() []roster.Instance {
 	return out
 }
 
-// Events delivers what happens to the registrar: instances registered,
-// the lease or a key lost, everything restored, failed attempts. Reading it
-// is optional. The registrar never waits for the reader: when 64 events
-// are unread the oldest is dropped, so a slow reader misses history but
-// not the latest news. Status gives the current state at any time. The
-// channel is closed by Close.
-func (r *Registrar) Events() <-chan Event { return r.ev.ch }
+// Events returns a new channel of what happens to the registrar from now
+// on. The registrar never waits for a reader: one that falls behind loses
+// the oldest events, never the newest. The channel is closed when ctx ends
+// or the registrar is closed.
+func (r *Registrar) Events(ctx context.Context) <-chan Event {
+	return r.ev.Subscribe(orBackground(ctx), nil)
+}
 
-// Close deregisters every instance at once by revoking the lease, rather
-// than leaving them to expire after the TTL, and stops the registrar's
-// goroutines, waiting for them. ctx bounds the revoke, and so does the
-// TTL, after which an unrenewed lease has expired anyway; if etcd cannot
-// be reached Close tries once more, for at most two seconds, then gives up
-// and returns the error: the instances then expire with the lease. It is
-// idempotent and later calls return the first call's result. The client is
-// not closed.
-func (r *Registrar) Close(ctx context.Context) error {
-	r.closeOnce.Do(func() {
-		r.mu.Lock()
-		r.closed = true
-		r.mu.Unlock()
-		r.cancel()
-		r.wg.Wait()
-		r.closeErr = r.revokeAll(ctx)
-		r.mu.Lock()
-		for _, e := range r.entries {
-			e.removed = true // a Deregister finishing now must not count it again
-		}
-		clear(r.entries)
-		r.count = 0
-		r.setHealthLocked(false, ErrClosed)
-		r.mu.Unlock()
-		r.ev.close()
-	})
+// emit delivers an event to every Events channel.
+func (r *Registrar) emit(e Event) {
+	e.Time = time.Now()
+	r.ev.Publish(e)
+}
+
+// Close removes every instance at once by revoking the lease, and stops the
+// registrar's goroutines. It waits for etcd at most about the TTL, after
+// which an unrenewed lease has expired anyway; then it returns the error,
+// and the instances go with the lease. It is idempotent; the client is not
+// closed.
+func (r *Registrar) Close() error { return r.Shutdown(context.Background()) }
+
+// Shutdown is Close with the revoke bounded by ctx as well.
+func (r *Registrar) Shutdown(ctx context.Context) error {
+	r.closeOnce.Do(func() { r.closeErr = r.shutdown(orBackground(ctx)) })
 	return r.closeErr
+}
+
+func (r *Registrar) shutdown(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, r.opts.ttl)
+	defer cancel()
+	r.mu.Lock()
+	r.closed = true
+	r.mu.Unlock()
+	r.cancel()
+	r.wg.Wait()
+	err := r.revokeAll(ctx)
+	r.mu.Lock()
+	for _, e := range r.entries {
+		e.removed = true // a Deregister finishing now must not count it again
+	}
+	clear(r.entries)
+	r.count = 0
+	r.setHealthLocked(false, ErrClosed)
+	r.mu.Unlock()
+	r.ev.Close()
+	return err
 }
 
 // poke asks the run loop to look at the entries again.
@@ -244,4 +250,12 @@ func (r *Registrar) key(service, id string) (string, error) {
 		return "", fmt.Errorf("registry: %w", err)
 	}
 	return keys.InstanceKey(r.opts.ns, service, id), nil
+}
+
+// orBackground returns ctx, or context.Background() for a nil one.
+func orBackground(ctx context.Context) context.Context {
+	if ctx == nil {
+		return context.Background()
+	}
+	return ctx
 }

@@ -2,6 +2,7 @@ package registry_test
 
 import (
 	"context"
+	"sync"
 	"testing"
 	"time"
 
@@ -13,13 +14,12 @@ import (
 	"github.com/rosterkit/roster"
 	"github.com/rosterkit/roster/internal/etcdtest"
 	"github.com/rosterkit/roster/registry"
-	"github.com/rosterkit/roster/session"
 )
 
 func TestMain(m *testing.M) { etcdtest.Main(m) }
 
 // testTTL is the lease TTL of the fault tests: short, so that expiry
-// happens within a test, and above session.MinTTL.
+// happens within a test, and at roster.MinTTL.
 const testTTL = 2 * time.Second
 
 func testCtx(t *testing.T) context.Context {
@@ -28,7 +28,8 @@ func testCtx(t *testing.T) context.Context {
 	return ctx
 }
 
-// newRegistrar returns a registrar closed when the test ends.
+// newRegistrar returns a registrar closed when the test ends, whose events
+// from now on waitEvent and pending read.
 func newRegistrar(t *testing.T, cli *clientv3.Client, opts ...registry.Option) *registry.Registrar {
 	t.Helper()
 	r, err := registry.New(cli, opts...)
@@ -36,9 +37,27 @@ func newRegistrar(t *testing.T, cli *clientv3.Client, opts ...registry.Option) *
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		r.Close(ctx)
+		r.Shutdown(ctx)
 	})
+	subscribe(r)
 	return r
+}
+
+// subs holds each registrar's Events channel that the tests read.
+var subs sync.Map
+
+// subscribe subscribes to r's events for waitEvent and pending; the channel
+// ends when r is closed.
+func subscribe(r *registry.Registrar) {
+	subs.Store(r, r.Events(context.Background()))
+}
+
+// events returns r's channel subscribed by newRegistrar or subscribe.
+func events(t *testing.T, r *registry.Registrar) <-chan registry.Event {
+	t.Helper()
+	ch, ok := subs.Load(r)
+	require.True(t, ok, "registrar not subscribed")
+	return ch.(<-chan registry.Event)
 }
 
 func instance(service, id string) roster.Instance {
@@ -81,7 +100,7 @@ func waitEvent(t *testing.T, r *registry.Registrar, kind registry.EventKind, wit
 	timeout := time.After(within)
 	for {
 		select {
-		case ev, ok := <-r.Events():
+		case ev, ok := <-events(t, r):
 			require.True(t, ok, "events closed while waiting for %v", kind)
 			if ev.Kind == kind {
 				return ev
@@ -100,6 +119,7 @@ func TestRegisterIsVisibleAndCloseRemovesAtOnce(t *testing.T) {
 	cli, plain := m.Client(), m.Client()
 	r, err := registry.New(cli, registry.WithTTL(30*time.Second))
 	require.NoError(t, err)
+	subscribe(r)
 
 	want := roster.Instance{Service: "users", ID: "pod-1", Addr: "10.0.0.7:8080",
 		Metadata: map[string]string{"zone": "eu-1"}, Weight: 5}
@@ -119,16 +139,19 @@ func TestRegisterIsVisibleAndCloseRemovesAtOnce(t *testing.T) {
 	assert.Equal(t, "users", ev.Service)
 	assert.Equal(t, "pod-1", ev.ID)
 
-	require.NoError(t, r.Close(ctx))
+	require.NoError(t, r.Close())
 	assert.Nil(t, get(t, plain, "users", "pod-1"), "gone at once, not after the 30 s TTL")
 	assert.False(t, leaseAlive(t, plain, st.Lease), "lease revoked")
 
-	require.NoError(t, r.Close(ctx), "idempotent")
+	require.NoError(t, r.Close(), "idempotent")
+	require.NoError(t, r.Shutdown(ctx), "idempotent")
 	assert.ErrorIs(t, r.Register(ctx, want), registry.ErrClosed)
 	assert.ErrorIs(t, r.Status().Err, registry.ErrClosed)
 	assert.False(t, r.Status().Healthy)
-	for range r.Events() { // drains, then ends: Close closed the channel
+	for range events(t, r) { // drains, then ends: Close closed the channel
 	}
+	_, open := <-r.Events(ctx)
+	assert.False(t, open, "closed at once after Close")
 }
 
 // Re-registering its own instance updates it in place; Update and Drain
@@ -254,18 +277,6 @@ func TestConcurrentRegistrarsOneWins(t *testing.T) {
 		}
 	}
 	assert.Equal(t, 1, wins)
-}
-
-func TestNewValidatesOptions(t *testing.T) {
-	cli := etcdtest.Start(t).Client()
-	_, err := registry.New(cli, registry.WithTTL(time.Second))
-	assert.ErrorIs(t, err, session.ErrInvalidTTL)
-	assert.Contains(t, err.Error(), "1s")
-	_, err = registry.New(cli, registry.WithNamespace("roster/"))
-	assert.ErrorIs(t, err, roster.ErrInvalidName)
-	assert.Contains(t, err.Error(), "namespace")
-	_, err = registry.New(nil)
-	assert.Error(t, err)
 }
 
 func TestNamespace(t *testing.T) {

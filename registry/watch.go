@@ -57,8 +57,8 @@ func (r *Registrar) watch(ctx context.Context, service string, rev int64) {
 	bo := r.opts.backoff
 	for {
 		next, err := r.follow(ctx, prefix, rev)
-		if ctx.Err() != nil {
-			return
+		if ctx.Err() != nil || r.cli.Ctx().Err() != nil {
+			return // closed, or the client is: nothing more to read
 		}
 		if next > rev {
 			bo.Reset()
