@@ -44,8 +44,9 @@ type maintainer struct {
 	leaderWaitSince time.Time
 	verdictRev      int64 // store revision when the data was found not to fit
 	verdictAt       time.Time
-	recovering      bool   // a recovery started and has not ended yet
-	recoveryErr     string // how its last attempt failed, logged once
+	recovering      bool    // a recovery started and has not ended yet
+	defragSpeed     float64 // bytes per second of the last defragmentation; guarded by mu
+	recoveryErr     string  // how its last attempt failed, logged once
 }
 
 func startMaintainer(s *Server) *maintainer {
@@ -63,6 +64,10 @@ func startMaintainer(s *Server) *maintainer {
 	}
 	if !cfg.defrag.Disabled {
 		m.tick = min(maxTick, cfg.defrag.CheckInterval)
+	}
+	if cfg.handOverAbove == 0 {
+		srv := s.etcd.Server
+		m.cfg.handOverAbove = time.Duration(srv.Cfg.ElectionTicks) * time.Duration(srv.Cfg.TickMs) * time.Millisecond
 	}
 	m.ctx, m.cancel = context.WithCancel(context.Background())
 	m.met = newInstruments(cfg.meter, s)

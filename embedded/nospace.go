@@ -22,21 +22,21 @@ import (
 // until the alarm is disarmed. Reads, deletes, compaction and lease
 // keep-alives still work.
 //
-// By default the Raft leader recovers: it compacts the history the
-// auto-compaction retention lets go, has every member defragmented (its
-// followers one at a time, then itself), and disarms the alarm if every
-// member's file is then at most 80% of its quota, so that the next writes do
-// not raise it again at once. If that is not enough, it compacts to the
-// current revision (watchers behind it must re-list) and tries again. If even
+// By default the Raft leader recovers as etcd's maintenance guide does by
+// hand: it compacts to the current revision (watchers behind it must
+// re-list), has every member defragmented (its followers one at a time, then
+// itself), and disarms the alarm if every member's file is then at most 80%
+// of its quota, so that the next writes do not raise it again at once. If
 // that leaves too much, the data does not fit: the alarm stays raised, the
 // member says so in Healthy, Status.NoSpace.Unrecoverable and its log, and
 // tries again only after keys were deleted. A larger quota (a restart with
 // WithQuotaBackendBytes) or fewer keys is the way out.
 type NoSpaceRecovery struct {
 	Disabled bool // leave the alarm to the operator
-	// KeepHistory never compacts past the auto-compaction retention: an
-	// alarm that only compacting the retained history would cure stays
-	// raised.
+	// KeepHistory compacts no further than the auto-compaction retention
+	// (WithRevisionCompaction's count; with a time window, what etcd's
+	// compactor already did): an alarm that only compacting the retained
+	// history would cure stays raised.
 	KeepHistory bool
 }
 
@@ -115,65 +115,59 @@ func (m *maintainer) recoverNoSpace(alarms []*pb.AlarmMember) {
 		m.log.Info("NOSPACE recovery started", slog.Int64(KeyRevision, rev))
 	}
 	start := time.Now()
-	var compacted int64
-	for _, target := range m.compactionTargets(rev) {
-		if target > 0 {
-			tctx, cancel := context.WithTimeout(ctx, time.Minute)
-			_, err := cli.Compact(tctx, target, clientv3.WithCompactPhysical())
-			cancel()
-			if err != nil && !errors.Is(err, rpctypes.ErrCompacted) {
-				m.recoveryFailed("compaction failed", slog.Int64(KeyRevision, target), slog.Any(KeyErr, err))
-				return
-			}
-			compacted = target
-		}
-		if err := m.defragAll(ctx, cli); err != nil {
-			m.recoveryFailed("defragmentation failed", slog.Any(KeyErr, err))
+	target := m.compactionTarget(rev)
+	if target > 0 {
+		tctx, cancel := context.WithTimeout(ctx, time.Minute)
+		_, err := cli.Compact(tctx, target, clientv3.WithCompactPhysical())
+		cancel()
+		if err != nil && !errors.Is(err, rpctypes.ErrCompacted) {
+			m.recoveryFailed("compaction failed", slog.Int64(KeyRevision, target), slog.Any(KeyErr, err))
 			return
 		}
-		largest, err := m.largest(ctx, cli)
-		if err != nil {
-			m.recoveryFailed("cannot check the members' sizes", slog.Any(KeyErr, err))
-			return
-		}
-		if float64(largest.st.DbSize) > fitRatio*float64(quotaOf(largest.st.DbSizeQuota)) {
-			continue
-		}
-		if err := m.disarm(ctx, cli, alarms); err != nil {
-			m.recoveryFailed("cannot disarm the alarm", slog.Any(KeyErr, err))
-			return
-		}
-		m.mu.Lock()
-		m.nospace.Recoveries++
-		m.nospace.LastRecovered = time.Now()
-		m.nospace.Unrecoverable = nil
-		m.mu.Unlock()
-		m.recovering, m.recoveryErr = false, ""
-		m.met.recovered(ctx, true)
-		m.log.Info("NOSPACE recovered", slog.Int64(KeyRevision, compacted), slog.Duration(KeyTook, time.Since(start)),
-			slog.Int64(KeySize, largest.st.DbSize), slog.Int64(KeyQuota, quotaOf(largest.st.DbSizeQuota)))
+	}
+	if err := m.defragAll(ctx, cli); err != nil {
+		m.recoveryFailed("defragmentation failed", slog.Any(KeyErr, err))
 		return
 	}
-	largest, _ := m.largest(ctx, cli)
-	size, quota := int64(0), m.s.quota()
-	who := m.s.cfg.name
-	if largest.st != nil {
-		size, quota, who = largest.st.DbSize, quotaOf(largest.st.DbSizeQuota), largest.name
+	largest, err := m.largest(ctx, cli)
+	if err != nil {
+		m.recoveryFailed("cannot check the members' sizes", slog.Any(KeyErr, err))
+		return
 	}
-	how := "compaction to revision " + strconv.FormatInt(compacted, 10)
-	if compacted == 0 {
-		how = "compaction"
+	size, quota := largest.st.DbSize, quotaOf(largest.st.DbSizeQuota)
+	if float64(size) > fitRatio*float64(quota) {
+		how := "compaction to revision " + strconv.FormatInt(target, 10)
+		if target == 0 {
+			how = "the retained history"
+		}
+		verdict := fmt.Errorf("%w: after %s and defragmentation the data of member %s takes %d bytes, more than %.0f%% of its quota of %d bytes: delete keys or raise the quota",
+			ErrNoSpace, how, largest.name, size, fitRatio*100, quota)
+		m.mu.Lock()
+		m.nospace.Unrecoverable = verdict
+		m.mu.Unlock()
+		// The revision the attempt started from: a delete made during it
+		// makes the next look try again.
+		m.verdictRev, m.verdictAt = rev, time.Now()
+		m.recovering, m.recoveryErr = false, ""
+		m.met.recovered(ctx, false)
+		m.log.Error("NOSPACE unrecoverable: the data does not fit under the quota", slog.Int64(KeySize, size),
+			slog.Int64(KeyQuota, quota), slog.String(KeyMemberName, largest.name), slog.Int64(KeyRevision, target),
+			slog.Any(KeyErr, verdict))
+		return
 	}
-	verdict := fmt.Errorf("%w: after %s and defragmentation the data of member %s takes %d bytes, more than %.0f%% of its quota of %d bytes: delete keys or raise the quota",
-		ErrNoSpace, how, who, size, fitRatio*100, quota)
+	if err := m.disarm(ctx, cli, alarms); err != nil {
+		m.recoveryFailed("cannot disarm the alarm", slog.Any(KeyErr, err))
+		return
+	}
 	m.mu.Lock()
-	m.nospace.Unrecoverable = verdict
+	m.nospace.Recoveries++
+	m.nospace.LastRecovered = time.Now()
+	m.nospace.Unrecoverable = nil
 	m.mu.Unlock()
-	m.verdictRev, m.verdictAt = m.s.etcd.Server.KV().Rev(), time.Now()
 	m.recovering, m.recoveryErr = false, ""
-	m.met.recovered(ctx, false)
-	m.log.Error("NOSPACE unrecoverable: the data does not fit under the quota", slog.Int64(KeySize, size),
-		slog.Int64(KeyQuota, quota), slog.String(KeyMemberName, who), slog.Int64(KeyRevision, compacted), slog.Any(KeyErr, verdict))
+	m.met.recovered(ctx, true)
+	m.log.Info("NOSPACE recovered", slog.Int64(KeyRevision, target), slog.Duration(KeyTook, time.Since(start)),
+		slog.Int64(KeySize, size), slog.Int64(KeyQuota, quota))
 }
 
 // recoveryFailed logs a failed step of a recovery that will be tried again
@@ -187,21 +181,19 @@ func (m *maintainer) recoveryFailed(step string, attrs ...any) {
 	m.log.Warn("NOSPACE recovery: "+step+"; trying again", attrs...)
 }
 
-// compactionTargets are the revisions to compact to, in order: the one the
-// retention allows (0: none beyond what auto-compaction did), then the
-// current one unless history is kept.
-func (m *maintainer) compactionTargets(rev int64) []int64 {
-	var first int64
+// compactionTarget is the revision to compact to: the current one, or with
+// KeepHistory the oldest the retention keeps (0: none beyond what
+// auto-compaction did).
+func (m *maintainer) compactionTarget(rev int64) int64 {
+	if !m.cfg.nospace.KeepHistory {
+		return rev
+	}
 	if m.cfg.compaction.mode == "revision" {
 		if n, err := strconv.ParseInt(m.cfg.compaction.retention, 10, 64); err == nil && rev-n > 0 {
-			first = rev - n
+			return rev - n
 		}
 	}
-	targets := []int64{first}
-	if !m.cfg.nospace.KeepHistory && first != rev {
-		targets = append(targets, rev)
-	}
-	return targets
+	return 0
 }
 
 // defragAll defragments every member, one at a time: the others first, over
@@ -237,7 +229,7 @@ func (m *maintainer) defragAll(ctx context.Context, cli *clientv3.Client) error 
 	if err := m.settled(ctx, func() (int64, error) { return be.SizeInUse(), nil }); err != nil {
 		return err
 	}
-	return m.defragSelf("NOSPACE recovery")
+	return m.defragSelf("NOSPACE recovery", m.s.IsLeader(), false)
 }
 
 // settled waits until a member's in-use size stops shrinking: compaction

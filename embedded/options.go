@@ -62,6 +62,7 @@ type config struct {
 	defrag        DefragPolicy
 	nospace       NoSpaceRecovery
 	snapshots     *SnapshotSchedule
+	handOverAbove time.Duration // 0: one election timeout; tests change it
 }
 
 type compaction struct {

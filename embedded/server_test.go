@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -267,21 +268,42 @@ func TestZapLoggerReceivesRecords(t *testing.T) {
 	require.Equal(t, 1, logs.FilterMessage("closed etcd server").Len())
 }
 
-// recordingHandler keeps the records a slog.Logger hands it.
+// recordingHandler keeps the records a slog.Logger hands it, with the
+// attributes of the loggers derived by With.
 type recordingHandler struct {
 	mu      sync.Mutex
 	records []slog.Record
 }
 
 func (h *recordingHandler) Enabled(context.Context, slog.Level) bool { return true }
-func (h *recordingHandler) WithAttrs([]slog.Attr) slog.Handler       { return h }
-func (h *recordingHandler) WithGroup(string) slog.Handler            { return h }
+func (h *recordingHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	return withAttrs{h: h, attrs: as}
+}
+func (h *recordingHandler) WithGroup(string) slog.Handler { return h }
 
 func (h *recordingHandler) Handle(_ context.Context, r slog.Record) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.records = append(h.records, r.Clone())
 	return nil
+}
+
+// withAttrs is a recordingHandler's child with attributes.
+type withAttrs struct {
+	h     *recordingHandler
+	attrs []slog.Attr
+}
+
+func (w withAttrs) Enabled(context.Context, slog.Level) bool { return true }
+func (w withAttrs) WithGroup(string) slog.Handler            { return w }
+func (w withAttrs) WithAttrs(as []slog.Attr) slog.Handler {
+	return withAttrs{h: w.h, attrs: append(append([]slog.Attr(nil), w.attrs...), as...)}
+}
+
+func (w withAttrs) Handle(ctx context.Context, r slog.Record) error {
+	r = r.Clone()
+	r.AddAttrs(w.attrs...)
+	return w.h.Handle(ctx, r)
 }
 
 func (h *recordingHandler) len() int {
@@ -328,4 +350,38 @@ func (h *recordingHandler) count(msg string) int {
 		}
 	}
 	return n
+}
+
+// messages are the records' messages, in order.
+func (h *recordingHandler) messages() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var out []string
+	for _, r := range h.records {
+		out = append(out, r.Message)
+	}
+	return out
+}
+
+// dump renders the records of this package (those with a "name").
+func (h *recordingHandler) dump() string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var b strings.Builder
+	for _, r := range h.records {
+		named := false
+		r.Attrs(func(a slog.Attr) bool {
+			named = named || a.Key == "name"
+			return true
+		})
+		if !named {
+			continue
+		}
+		fmt.Fprintf(&b, "\n%s %s", r.Time.Format("15:04:05.000"), r.Message)
+		r.Attrs(func(a slog.Attr) bool {
+			fmt.Fprintf(&b, " %s=%v", a.Key, a.Value)
+			return true
+		})
+	}
+	return b.String()
 }

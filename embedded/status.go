@@ -58,7 +58,12 @@ type DefragStatus struct {
 	Start, End            time.Time
 	SizeBefore, SizeAfter int64  // file size before and after the last one
 	Reason                string // why the last one ran
-	Err                   error  // the last failure; nil once one succeeds
+	// AsLeader tells that the member led the cluster when its turn came;
+	// HandedOver that it then handed the leadership to a follower first,
+	// because its defragmentation was expected to block it for longer than
+	// an election timeout.
+	AsLeader, HandedOver bool
+	Err                  error // the last failure; nil once one succeeds
 	// Waiting says why a defragmentation the thresholds call for has not
 	// started (another member is defragmenting, the cluster is unhealthy,
 	// the leader lets its followers go first); empty when none is due.
@@ -158,6 +163,10 @@ func (s *Server) Status() Status {
 	st.DBSizeInUse = srv.Backend().SizeInUse()
 	st.Quota = s.quota()
 	st.Members = len(srv.Cluster().Members())
+	st.NoSpace.Alarm = false
+	for _, a := range srv.Alarms() {
+		st.NoSpace.Alarm = st.NoSpace.Alarm || a.Alarm == pb.AlarmType_NOSPACE
+	}
 	return st
 }
 

@@ -1,0 +1,137 @@
+package embedded_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/rosterkit/roster/embedded"
+	"github.com/rosterkit/roster/embedded/embeddedtest"
+)
+
+// fillUntilNoSpace writes values of size bytes under keys from key(i) until
+// the cluster refuses one for want of space, and returns how many it took.
+func fillUntilNoSpace(t testing.TB, ctx context.Context, cli *clientv3.Client, size int, key func(int) string) int {
+	t.Helper()
+	val := strings.Repeat("n", size)
+	for i := 0; ; i++ {
+		_, err := cli.Put(ctx, key(i), val)
+		if errors.Is(err, rpctypes.ErrNoSpace) {
+			return i
+		}
+		require.NoError(t, err)
+	}
+}
+
+// awaitWritable waits until a write is accepted again.
+func awaitWritable(t testing.TB, ctx context.Context, cli *clientv3.Client, d time.Duration, h *recordingHandler) time.Duration {
+	t.Helper()
+	start := time.Now()
+	require.Eventually(t, func() bool {
+		_, err := cli.Put(ctx, "/writable", "")
+		return err == nil
+	}, d, 20*time.Millisecond, "writes accepted again; log: %v", h.dump())
+	return time.Since(start)
+}
+
+// TestNoSpaceRecovered fills a three-member cluster's quota with history:
+// one key written over and over, auto-compaction off. The leader compacts,
+// has every member defragmented and disarms, with no one asking.
+func TestNoSpaceRecovered(t *testing.T) {
+	t.Parallel()
+	h := &recordingHandler{}
+	c := embeddedtest.StartCluster(t, 3, embedded.WithQuotaBackendBytes(8<<20), embedded.WithAutoCompaction(0),
+		embedded.WithLogger(slog.New(h)))
+	ctx := ctxT(t, 90*time.Second)
+	cli := c.Client()
+	n := fillUntilNoSpace(t, ctx, cli, 256<<10, func(int) string { return "/history" })
+	t.Logf("NOSPACE after %d writes of 256 KiB", n)
+	took := awaitWritable(t, ctx, cli, 30*time.Second, h)
+	t.Logf("writable again %v after the first refused write", took.Round(time.Millisecond))
+
+	requireValue(t, ctx, cli, "/history", strings.Repeat("n", 256<<10))
+	alarms, err := cli.AlarmList(ctx)
+	require.NoError(t, err)
+	require.Empty(t, alarms.Alarms)
+	// The alarm is disarmed before the recovery is counted.
+	require.Eventually(t, func() bool { return h.count("NOSPACE recovered") == 1 }, 5*time.Second, 10*time.Millisecond)
+	recoveries := 0
+	for _, m := range c.Members {
+		st := m.Server().Status()
+		recoveries += st.NoSpace.Recoveries
+		require.Less(t, st.DBSize, int64(4<<20), "%s was defragmented", st.Name)
+		require.Eventually(t, func() bool { return m.Server().Healthy(ctx) == nil }, 10*time.Second, 10*time.Millisecond)
+		require.False(t, m.Server().Status().NoSpace.Alarm)
+	}
+	require.Equal(t, 1, recoveries, "the leader recovered, once")
+	require.Equal(t, 3, h.count("NOSPACE alarm raised: writes are refused"), "each member logs the alarm")
+	require.Eventually(t, func() bool { return h.count("NOSPACE alarm cleared") == 3 }, 10*time.Second, 10*time.Millisecond)
+}
+
+// TestNoSpaceUnrecoverable fills the quota with live keys: compaction and
+// defragmentation cannot help. The member says so once, keeps refusing
+// writes without trying again and again, and recovers once keys are deleted.
+func TestNoSpaceUnrecoverable(t *testing.T) {
+	t.Parallel()
+	h := &recordingHandler{}
+	m := embeddedtest.Start(t, embedded.WithQuotaBackendBytes(4<<20), embedded.WithLogger(slog.New(h)),
+		embedded.WithDefragPolicy(embedded.DefragPolicy{CheckInterval: 100 * time.Millisecond}))
+	ctx := ctxT(t, 60*time.Second)
+	cli := m.Client()
+	key := func(i int) string { return fmt.Sprintf("/live/%03d", i) }
+	n := fillUntilNoSpace(t, ctx, cli, 128<<10, key)
+
+	s := m.Server()
+	require.Eventually(t, func() bool { return s.Status().NoSpace.Unrecoverable != nil }, 30*time.Second, 10*time.Millisecond,
+		"%d writes; %+v; %v", n, s.Status(), h.messages())
+	err := s.Healthy(ctx)
+	require.ErrorIs(t, err, embedded.ErrUnhealthy)
+	require.ErrorIs(t, err, embedded.ErrNoSpace)
+	require.ErrorIs(t, s.Status().NoSpace.Unrecoverable, embedded.ErrNoSpace)
+	require.Contains(t, err.Error(), "delete keys or raise the quota")
+	t.Logf("Healthy: %v", err)
+
+	// No thrashing: while nothing changes, no new attempt, no disarm.
+	require.Never(t, func() bool {
+		return h.count("NOSPACE recovery started") > 1 || h.count("NOSPACE unrecoverable: the data does not fit under the quota") > 1
+	}, 2*time.Second, 20*time.Millisecond)
+	_, err = cli.Put(ctx, "/more", "x")
+	require.ErrorIs(t, err, rpctypes.ErrNoSpace, "writes are still refused")
+	require.True(t, s.Status().NoSpace.Alarm)
+
+	// Deletes are allowed under NOSPACE; with room made, the member
+	// recovers by itself.
+	for i := range n * 3 / 4 {
+		_, err := cli.Delete(ctx, key(i))
+		require.NoError(t, err)
+	}
+	awaitWritable(t, ctx, cli, 30*time.Second, h)
+	// The alarm is disarmed before the recovery is counted.
+	require.Eventually(t, func() bool { return h.count("NOSPACE recovered") == 1 }, 5*time.Second, 10*time.Millisecond)
+	st := s.Status()
+	require.Equal(t, 1, st.NoSpace.Recoveries)
+	require.NoError(t, st.NoSpace.Unrecoverable)
+}
+
+// TestNoSpaceKeepHistory fills the quota with history while recovery must
+// keep it: defragmentation alone cannot help, and the member says so.
+func TestNoSpaceKeepHistory(t *testing.T) {
+	t.Parallel()
+	m := embeddedtest.Start(t, embedded.WithQuotaBackendBytes(4<<20), embedded.WithAutoCompaction(0),
+		embedded.WithNoSpaceRecovery(embedded.NoSpaceRecovery{KeepHistory: true}))
+	ctx := ctxT(t, 60*time.Second)
+	cli := m.Client()
+	first, err := cli.Put(ctx, "/history", "first")
+	require.NoError(t, err)
+	fillUntilNoSpace(t, ctx, cli, 128<<10, func(int) string { return "/history" })
+	require.Eventually(t, func() bool { return m.Server().Status().NoSpace.Unrecoverable != nil }, 30*time.Second, 10*time.Millisecond)
+	requireValue(t, ctx, cli, "/history", "first", clientv3.WithRev(first.Header.Revision))
+}
