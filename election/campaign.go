@@ -3,6 +3,7 @@ package election
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -13,18 +14,9 @@ import (
 )
 
 // Campaign puts this candidate in the election with value and blocks until
-// it leads, ctx is done or the Election is closed. The returned Leadership
-// holds until it is resigned or lost; watch its Done.
-//
-// Campaign survives what it can: if its key is deleted or its session ends
-// while it waits, it campaigns again on a live session. If it fails or ctx
-// is cancelled, it withdraws its key, so a failed campaign leaves nothing
-// behind to lead in its name.
-//
-// A hand-over costs about one round trip: the next candidate watches its
-// predecessor's key with a watch the server registered in sync, so the
-// deletion reaches it at once (etcd's Election.Campaign may wait up to
-// 100 ms for the server's catch-up loop).
+// it leads, ctx ends or the Election is closed. It campaigns again, after a
+// backoff (WithBackoff), when its key or session is lost while it waits, and
+// leaves no key behind when it fails.
 func (e *Election) Campaign(ctx context.Context, value string) (*Leadership, error) {
 	if err := e.enter(); err != nil {
 		return nil, err
@@ -32,13 +24,21 @@ func (e *Election) Campaign(ctx context.Context, value string) (*Leadership, err
 	ctx, cancel := e.bind(ctx)
 	defer cancel()
 	l, err := e.campaignLoop(ctx, value)
-	return e.leave(l, closedErr(ctx, err))
+	l, err = e.leave(l, closedErr(ctx, err))
+	if err != nil && !errors.Is(err, ErrClosed) {
+		err = fmt.Errorf("election %s: campaign: %w", e.name, err)
+	}
+	return l, err
 }
 
 func (e *Election) campaignLoop(ctx context.Context, value string) (*Leadership, error) {
-	bo := backoff.Backoff{Min: 50 * time.Millisecond, Max: 2 * time.Second}
+	began := time.Now()
+	bo := e.opts.backoff()
 	for {
-		l, err := e.campaign(ctx, value)
+		if e.cli.Ctx().Err() != nil {
+			return nil, errClientClosed
+		}
+		l, err := e.campaign(ctx, value, began)
 		if err == nil || ctx.Err() != nil || !retryable(err) {
 			return l, err
 		}
@@ -49,7 +49,7 @@ func (e *Election) campaignLoop(ctx context.Context, value string) (*Leadership,
 }
 
 // campaign makes one attempt on the current session.
-func (e *Election) campaign(ctx context.Context, value string) (*Leadership, error) {
+func (e *Election) campaign(ctx context.Context, value string, began time.Time) (*Leadership, error) {
 	s, err := e.mgr.Session(ctx)
 	if err != nil {
 		return nil, err
@@ -72,7 +72,7 @@ func (e *Election) campaign(ctx context.Context, value string) (*Leadership, err
 	if err != nil {
 		return nil, err
 	}
-	return newLeadership(e, s, en, rev), nil
+	return newLeadership(e, s, en, rev, began), nil
 }
 
 // retryable errors end one attempt but not the campaign: a fresh session or
@@ -89,7 +89,7 @@ func (e *Election) enter() error {
 	case e.closed:
 		return ErrClosed
 	case e.campaigning, e.cur != nil && e.cur.Err() == nil:
-		return ErrBusy
+		return fmt.Errorf("election %s: %w", e.name, ErrBusy)
 	}
 	e.campaigning = true
 	e.wg.Add(1)

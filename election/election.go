@@ -14,23 +14,23 @@ import (
 	"github.com/rosterkit/roster/session"
 )
 
-// releaseTimeout bounds the resignations that Close and Run make on their
-// own account, when the caller's context is gone or not theirs to use.
+// releaseTimeout bounds the resignations that Run and a closing Campaign
+// make on their own account, when the caller's context is not theirs to
+// use.
 const releaseTimeout = 2 * time.Second
 
-// Election is one candidate in the election of a name: it campaigns,
-// leads, and observes who leads. Its keys are those of etcd's own election
-// recipe, so etcd's concurrency.Election and etcdctl elect, given
-// keys.ElectionPfx, take part in the same election.
-//
-// An Election is safe for concurrent use, but campaigns for one candidate
-// at a time (see ErrBusy).
+// Election is one candidate in the election of a name: it campaigns, leads,
+// and observes who leads. It is safe for concurrent use, but campaigns for
+// one candidate at a time (ErrBusy).
 type Election struct {
-	cli    *clientv3.Client
-	name   string
-	prefix string
-	mgr    *session.Manager
-	ownMgr bool
+	cli     *clientv3.Client
+	name    string
+	prefix  string
+	opts    options
+	in      *instruments
+	mgr     *session.Manager
+	ownMgr  bool
+	unclaim func() // gives the name back to a shared manager
 
 	ctx    context.Context // cancelled by Close
 	cancel context.CancelFunc
@@ -46,30 +46,32 @@ type Election struct {
 }
 
 // New returns a candidate for the election called name, over cli. It
-// checks its arguments and contacts etcd only when asked to campaign or
-// observe.
+// contacts etcd only when asked to campaign or observe.
 func New(cli *clientv3.Client, name string, opts ...Option) (*Election, error) {
 	if cli == nil {
-		return nil, errors.New("election: nil client")
+		return nil, fmt.Errorf("election: %w", roster.ErrNilClient)
 	}
 	if err := roster.ValidateName("election", name); err != nil {
 		return nil, err
 	}
-	o := newOptions(opts)
-	if err := keys.ValidateNamespace(o.ns); err != nil {
+	o, err := newOptions(opts)
+	if err != nil {
 		return nil, err
 	}
-	e := &Election{cli: cli, name: name, prefix: keys.ElectionPrefix(o.ns, name), mgr: o.mgr}
-	if e.mgr != nil && !claimShared(e.mgr, e.prefix) {
-		return nil, fmt.Errorf("%w: %s", ErrSharedName, e.prefix)
-	}
-	if e.mgr == nil {
-		mgr, err := session.NewManager(cli, session.WithTTL(o.ttl))
+	e := &Election{cli: cli, name: name, prefix: keys.ElectionPrefix(o.ns, name), opts: o, mgr: o.mgr}
+	if e.mgr != nil {
+		if e.unclaim, err = e.mgr.Claim(e.prefix); err != nil {
+			return nil, fmt.Errorf("election %s: %w", name, err)
+		}
+	} else {
+		mgr, err := session.NewManager(cli, session.WithTTL(o.ttl), session.WithLogger(o.logger),
+			session.WithMeterProvider(o.meters))
 		if err != nil {
 			return nil, fmt.Errorf("election: %w", err)
 		}
 		e.mgr, e.ownMgr = mgr, true
 	}
+	e.in = newInstruments(o, name)
 	e.ctx, e.cancel = context.WithCancel(context.Background())
 	return e, nil
 }
@@ -82,7 +84,10 @@ func (e *Election) Prefix() string { return e.prefix }
 
 // Leader returns the current leader, or ErrNoLeader.
 func (e *Election) Leader(ctx context.Context) (Leader, error) {
-	resp, err := e.cli.Get(ctx, e.prefix, clientv3.WithFirstCreate()...)
+	if e.cli.Ctx().Err() != nil {
+		return Leader{}, fmt.Errorf("election %s: leader: %w", e.name, errClientClosed)
+	}
+	resp, err := e.cli.Get(orBackground(ctx), e.prefix, clientv3.WithFirstCreate()...)
 	if err != nil {
 		return Leader{}, fmt.Errorf("election %s: leader: %w", e.name, err)
 	}
@@ -93,9 +98,22 @@ func (e *Election) Leader(ctx context.Context) (Leader, error) {
 }
 
 // Close resigns the leadership this Election holds, if any, stops its
-// campaigns and observers and waits for them, and closes its own session
-// Manager (revoking its lease) unless one was given. It is idempotent.
+// campaigns and observers, and closes its own session Manager unless one
+// was given. It waits at most about a TTL and is idempotent.
 func (e *Election) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), e.mgr.TTL())
+	defer cancel()
+	return e.shutdown(ctx)
+}
+
+// Shutdown is Close bounded by ctx as well as by the TTL.
+func (e *Election) Shutdown(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(orBackground(ctx), e.mgr.TTL())
+	defer cancel()
+	return e.shutdown(ctx)
+}
+
+func (e *Election) shutdown(ctx context.Context) error {
 	e.closeOnce.Do(func() {
 		e.mu.Lock()
 		e.closed = true
@@ -104,15 +122,13 @@ func (e *Election) Close() error {
 		e.cancel()
 		var errs []error
 		if l != nil {
-			ctx, cancel := context.WithTimeout(context.Background(), releaseTimeout)
 			errs = append(errs, l.release(ctx, ErrClosed))
-			cancel()
 		}
 		e.wg.Wait()
 		if e.ownMgr {
-			errs = append(errs, e.mgr.Close())
+			errs = append(errs, e.mgr.Shutdown(ctx))
 		} else {
-			releaseShared(e.mgr, e.prefix)
+			e.unclaim()
 		}
 		e.closeErr = errors.Join(errs...)
 	})
@@ -133,7 +149,7 @@ func (e *Election) start() bool {
 // bind returns ctx, also cancelled with ErrClosed as its cause when the
 // Election closes.
 func (e *Election) bind(ctx context.Context) (context.Context, context.CancelFunc) {
-	ctx, cancel := context.WithCancelCause(ctx)
+	ctx, cancel := context.WithCancelCause(orBackground(ctx))
 	stop := context.AfterFunc(e.ctx, func() { cancel(ErrClosed) })
 	return ctx, func() {
 		stop()

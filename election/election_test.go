@@ -43,13 +43,13 @@ func TestCampaignLeadProclaimResign(t *testing.T) {
 	ld, err := e.Leader(ctx)
 	require.NoError(t, err)
 	require.True(t, ld.Elected())
-	require.Equal(t, election.Leader{Key: l.Key(), Value: "v1", Rev: l.Rev(), Lease: l.Lease(), Revision: ld.Revision}, ld)
+	require.Equal(t, election.Leader{Key: l.Key(), Value: "v1", Token: l.Token(), Lease: l.Lease(), Revision: ld.Revision}, ld)
 
 	require.NoError(t, l.Proclaim(ctx, "v2"))
 	ld, err = e.Leader(ctx)
 	require.NoError(t, err)
 	require.Equal(t, "v2", ld.Value)
-	require.Equal(t, l.Rev(), ld.Rev, "proclaim keeps the fencing token")
+	require.Equal(t, l.Token(), ld.Token, "proclaim keeps the fencing token")
 
 	_, err = e.Campaign(ctx, "again")
 	require.ErrorIs(t, err, election.ErrBusy, "one candidate campaigns once at a time")
@@ -65,7 +65,7 @@ func TestCampaignLeadProclaimResign(t *testing.T) {
 	// Lost or resigned, the candidate may campaign again, and gets a newer token.
 	l2, err := e.Campaign(ctx, "v4")
 	require.NoError(t, err)
-	require.Greater(t, l2.Rev(), l.Rev())
+	require.Greater(t, l2.Token(), l.Token())
 }
 
 func TestFencedWrites(t *testing.T) {
@@ -87,7 +87,7 @@ func TestFencedWrites(t *testing.T) {
 	// leader believes.
 	_, err = m.Client().Delete(ctx, l.Key())
 	require.NoError(t, err)
-	raw, err := cli.Txn(ctx).If(l.IsLeader()).Then(clientv3.OpPut("/t/out", "stale")).Commit()
+	raw, err := cli.Txn(ctx).If(l.Guard()).Then(clientv3.OpPut("/t/out", "stale")).Commit()
 	require.NoError(t, err)
 	require.False(t, raw.Succeeded)
 	_, err = l.Do(ctx, clientv3.OpPut("/t/out", "stale"))
@@ -162,7 +162,7 @@ func TestSharedSessionManager(t *testing.T) {
 	// A second open Election of one name on the Manager would share its key
 	// and lead beside the first: refused until the first is closed.
 	_, err = election.New(cli, "b", election.WithSessionManager(mgr))
-	require.ErrorIs(t, err, election.ErrSharedName)
+	require.ErrorIs(t, err, session.ErrNameInUse)
 	own, err := election.New(cli, "b") // its own sessions: no clash
 	require.NoError(t, err)
 	require.NoError(t, own.Close())

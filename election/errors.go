@@ -2,14 +2,21 @@ package election
 
 import (
 	"errors"
+	"fmt"
 
+	"github.com/rosterkit/roster"
 	"github.com/rosterkit/roster/internal/recipe"
 )
 
 var (
-	// ErrNotLeader is returned by a Leadership's fenced writes and Proclaim
-	// once it is no longer the leader: etcd found its key gone or replaced,
-	// or Done was already closed.
+	// ErrLost is wrapped by a Leadership's Err after an involuntary end,
+	// with the cause: ErrKeyDeleted, session.ErrExpired, ErrLeaseGone or
+	// ErrClosed. It wraps roster.ErrLost.
+	ErrLost = fmt.Errorf("election: %w", roster.ErrLost)
+
+	// ErrNotLeader is returned by fenced writes and Proclaim once the
+	// leadership has ended or etcd finds its key gone or replaced: nothing
+	// was written.
 	ErrNotLeader = errors.New("election: not leader")
 
 	// ErrNoLeader is returned by Leader when no candidate is campaigning.
@@ -18,24 +25,22 @@ var (
 	// ErrResigned is a Leadership's Err after Resign.
 	ErrResigned = errors.New("election: resigned")
 
-	// ErrClosed is returned by calls on a closed Election, and is the Err of
-	// a Leadership it resigned on Close.
-	ErrClosed = errors.New("election: closed")
+	// ErrClosed is returned by calls on a closed Election, and is the Err
+	// of a Leadership it resigned on Close. It wraps roster.ErrClosed.
+	ErrClosed = fmt.Errorf("election: %w", roster.ErrClosed)
 
-	// ErrBusy is returned by Campaign while this Election already
-	// campaigns or leads. An Election is one candidate: use one per
-	// concurrent campaign.
+	// ErrBusy is returned by Campaign and Run while this Election already
+	// campaigns or leads: an Election is one candidate.
 	ErrBusy = errors.New("election: already campaigning or leading")
 
-	// ErrSharedName is returned by New for a second open Election of one
-	// name on one shared session.Manager: a lease has one key per
-	// election, so both would lead. Close the first, or give each its own
-	// Manager.
-	ErrSharedName = errors.New("election: an open Election of this name already uses the session manager")
-
-	// ErrKeyDeleted is a Leadership's Err when its key was deleted (by an
-	// operator, or with its lease) while it led. The session is renewed at
-	// once then, so if the lease went too, the session's Err soon says
-	// session.ErrLeaseGone and the next campaign takes a fresh one.
+	// ErrKeyDeleted is the cause of a loss by the leader key's deletion (by
+	// an operator, or with its lease).
 	ErrKeyDeleted = recipe.ErrKeyDeleted
+
+	// ErrStale is wrapped, with roster.ErrStale, by Leader.Err when Observe
+	// could not confirm the state within twice its progress interval.
+	ErrStale = fmt.Errorf("election: %w", roster.ErrStale)
 )
+
+// errClientClosed is why a call fails on an etcd client its owner closed.
+var errClientClosed = fmt.Errorf("election: etcd client closed: %w", roster.ErrClosed)

@@ -31,7 +31,7 @@ func TestInteropWithEtcdElection(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, theirs.Key(), ld.Key)
 	require.Equal(t, "theirs", ld.Value)
-	require.Equal(t, theirs.Rev(), ld.Rev)
+	require.Equal(t, theirs.Rev(), ld.Token)
 	require.Equal(t, s.Lease(), ld.Lease)
 	require.Equal(t, "theirs", receive(t, obs, 5*time.Second, "their leadership").Value)
 

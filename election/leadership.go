@@ -2,8 +2,10 @@ package election
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
@@ -12,27 +14,14 @@ import (
 )
 
 // Leadership is a won campaign. It lasts until Resign, or until it is lost:
-// Done is closed then, and Err says why.
-//
-// A lease that stops being renewed is signalled before etcd can let
-// another candidate lead: Done is closed when the session's local deadline
-// passes (the send time of the last acknowledged keep-alive + TTL −
-// margin, never later than the server's expiry). Done is also closed when
-// etcd says the lease is gone or the key is deleted; those are learnt from
-// etcd, so another candidate may already lead by then.
-//
-// What Done cannot cover is that last case, and a leader that is paused
-// (GC, a stopped VM, a swapped-out process) between checking Done and
-// acting: its action may land after someone else took over. For writes to
-// etcd, close that gap with the fencing guard: Txn, Do or IsLeader make the
-// write conditional, in etcd itself, on this leadership still holding. For
-// other systems, pass Rev along as a fencing token that they check never
-// goes backwards.
+// Done is closed then, and Err says why. Writes to etcd that must not land
+// after a loss go through Txn or Do (see the package doc, Safety).
 type Leadership struct {
 	e     *Election
 	s     *session.Session
 	key   string
-	rev   int64
+	token int64
+	since time.Time
 	mon   *recipe.Monitor
 	fence recipe.Fence
 
@@ -40,78 +29,110 @@ type Leadership struct {
 	released bool
 }
 
-func newLeadership(e *Election, s *session.Session, en recipe.Entry, rev int64) *Leadership {
-	mon := recipe.NewMonitor(s, en.Key, en.Rev, rev+1)
-	return &Leadership{
-		e: e, s: s, key: en.Key, rev: en.Rev, mon: mon,
-		fence: recipe.Fence{Client: e.cli, Key: en.Key, Rev: en.Rev, Lost: mon.Done(), ErrNotHeld: ErrNotLeader},
-	}
+func newLeadership(e *Election, s *session.Session, en recipe.Entry, rev int64, began time.Time) *Leadership {
+	l := &Leadership{e: e, s: s, key: en.Key, token: en.Rev, since: time.Now()}
+	e.in.won(l, l.since.Sub(began)) // before the monitor, which may end it at once
+	l.mon = recipe.NewMonitor(s, en.Key, en.Rev, rev+1, l.ended)
+	l.fence = recipe.Fence{Client: e.cli, Key: en.Key, Rev: en.Rev, Lost: l.mon.Done(), ErrNotHeld: ErrNotLeader,
+		Refused: func() { e.in.refused.Add(context.Background(), 1, e.in.name) }}
+	return l
+}
+
+// ended records the end of the leadership, once.
+func (l *Leadership) ended(cause error) {
+	l.e.in.ended(l, l.explain(cause), errors.Is(cause, ErrResigned) || errors.Is(cause, ErrClosed))
 }
 
 // Done is closed when the leadership ends: resigned or lost.
 func (l *Leadership) Done() <-chan struct{} { return l.mon.Done() }
 
-// Err is nil while leading, then why it ended: ErrResigned, ErrClosed,
+// Err is nil while leading. Then it is ErrResigned, ErrClosed (the Election
+// was closed), or, after a loss, an error wrapping ErrLost and the cause:
 // ErrKeyDeleted, or the session's session.ErrExpired, ErrLeaseGone or
 // ErrClosed.
-func (l *Leadership) Err() error { return l.mon.Err() }
+func (l *Leadership) Err() error { return l.explain(l.mon.Err()) }
+
+func (l *Leadership) explain(cause error) error {
+	switch {
+	case cause == nil, errors.Is(cause, ErrResigned), errors.Is(cause, ErrClosed):
+		return cause
+	}
+	if serr := l.s.Err(); errors.Is(cause, ErrKeyDeleted) && serr != nil && !errors.Is(cause, serr) {
+		return fmt.Errorf("%w: %s: %w: %w", ErrLost, l.key, cause, serr)
+	}
+	return fmt.Errorf("%w: %s: %w", ErrLost, l.key, cause)
+}
 
 // Key is the leader's key in etcd: the election prefix + the lease in hex.
 func (l *Leadership) Key() string { return l.key }
 
-// Rev is the leader key's create revision: the fencing token. No later
-// leadership of the same election has a smaller one: another candidate's is
-// greater, and a campaign on the same lease that finds its key left in place
-// (a resign that failed) keeps the same token.
-func (l *Leadership) Rev() int64 { return l.rev }
+// Token is the fencing token: the leader key's create revision. No later
+// leadership of the election has a smaller one.
+func (l *Leadership) Token() int64 { return l.token }
 
 // Lease is the lease the leader key is attached to.
 func (l *Leadership) Lease() clientv3.LeaseID { return l.s.Lease() }
 
-// IsLeader is the comparison "this leadership still holds", to put in the
-// If of one's own transactions.
-func (l *Leadership) IsLeader() clientv3.Cmp { return l.fence.Cmp() }
+// Guard is the comparison "this leadership still holds", for the If of
+// one's own transactions.
+func (l *Leadership) Guard() clientv3.Cmp { return l.fence.Cmp() }
 
-// Txn returns a transaction that commits only while this leadership holds:
+// Txn returns a transaction that commits only while this leadership holds;
 // Commit returns ErrNotLeader otherwise. The caller's If, Then and Else run
 // nested inside that guard, so Succeeded keeps its usual meaning.
-func (l *Leadership) Txn(ctx context.Context) clientv3.Txn { return l.fence.Txn(ctx) }
+func (l *Leadership) Txn(ctx context.Context) clientv3.Txn { return l.fence.Txn(orBackground(ctx)) }
 
 // Do commits ops only while this leadership holds, and returns ErrNotLeader
 // otherwise.
 func (l *Leadership) Do(ctx context.Context, ops ...clientv3.Op) (*clientv3.TxnResponse, error) {
-	return l.fence.Do(ctx, ops...)
+	return l.fence.Do(orBackground(ctx), ops...)
 }
 
 // Proclaim sets the leader's value without a new election. It returns
-// ErrNotLeader if the leadership has ended.
+// ErrNotLeader once the leadership has ended.
 func (l *Leadership) Proclaim(ctx context.Context, value string) error {
-	_, err := l.fence.Do(ctx, clientv3.OpPut(l.key, value, clientv3.WithLease(l.s.Lease())))
-	return err
+	_, err := l.fence.Do(orBackground(ctx), clientv3.OpPut(l.key, value, clientv3.WithLease(l.s.Lease())))
+	if err != nil {
+		return fmt.Errorf("election %s: proclaim: %w", l.e.name, err)
+	}
+	return nil
 }
 
-// Resign gives up leadership: Done is closed first, then the key is deleted
-// (only if it is still this leadership's), and the next candidate leads.
-// If the delete fails, Resign returns the error and may be called again;
-// until then the key blocks others until the session ends. Resigning a
-// lost leadership still deletes its key if it outlived the loss.
-func (l *Leadership) Resign(ctx context.Context) error { return l.release(ctx, ErrResigned) }
+// Resign ends the leadership: Done is closed first, then the key is deleted
+// (only if still this leadership's) and the next candidate leads. If the
+// delete fails, Resign returns the error and may be called again; the key
+// goes with the session otherwise.
+func (l *Leadership) Resign(ctx context.Context) error {
+	return l.release(orBackground(ctx), ErrResigned)
+}
 
 func (l *Leadership) release(ctx context.Context, cause error) error {
 	l.mon.End(cause) // Done first: nobody else can lead before the delete
 	defer l.mon.Stop(cause)
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.released {
+	switch {
+	case l.released:
 		return nil
+	case l.s.Err() != nil:
+		// The session ended: its lease, and the key with it, is revoked,
+		// gone, or revoked as soon as etcd answers.
+		l.released = true
+		return nil
+	case l.e.cli.Ctx().Err() != nil:
+		return fmt.Errorf("election %s: resign: %w", l.e.name, errClientClosed)
 	}
-	if err := l.e.cli.Ctx().Err(); err != nil {
-		// A closed client would only retry until ctx expires.
-		return fmt.Errorf("election %s: resign: client closed: %w", l.e.name, err)
-	}
-	if _, err := recipe.Delete(ctx, l.e.cli, l.key, l.rev); err != nil {
+	if _, err := recipe.Delete(ctx, l.e.cli, l.key, l.token); err != nil {
 		return fmt.Errorf("election %s: resign: %w", l.e.name, err)
 	}
 	l.released = true
 	return nil
+}
+
+// orBackground makes a nil ctx harmless.
+func orBackground(ctx context.Context) context.Context {
+	if ctx == nil {
+		return context.Background()
+	}
+	return ctx
 }

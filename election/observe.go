@@ -2,112 +2,99 @@ package election
 
 import (
 	"context"
-	"time"
+	"errors"
+	"fmt"
+	"sync"
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
-	"github.com/rosterkit/roster/internal/backoff"
+	"github.com/rosterkit/roster"
+	"github.com/rosterkit/roster/internal/stream"
+	"github.com/rosterkit/roster/internal/watch"
 )
 
 // maxPending is how many undelivered states Observe keeps for a reader
 // that falls behind; beyond that the oldest are dropped, never the latest.
 const maxPending = 16
 
-// Observe returns a channel of the election's states: first the current
-// one, then every change of leader or of the leader's value, in order,
-// including "nobody leads" (a Leader with an empty Key). A reader that
-// keeps up sees every change; one that falls behind by more than a few
-// states skips the oldest undelivered ones but always gets the latest.
-//
-// Observe follows the whole candidate list, so it knows who leads next the
-// moment a leader goes. When its watch fails (compaction, a member without
-// a leader, a broken connection) it reads the election again and goes on.
-// The channel is closed when ctx is done or the Election is closed.
+// Observe returns a channel of the election's states: the current one, then
+// every change of leader or of its value, including "nobody leads" (an
+// empty Key). A reader that falls behind skips the oldest states but always
+// gets the latest. A state Observe cannot confirm within twice its progress
+// interval is delivered again with Err set, and again without once
+// confirmed. The channel is closed when ctx ends, the Election is closed or
+// its client is closed.
 func (e *Election) Observe(ctx context.Context) <-chan Leader {
-	ch := make(chan Leader)
 	if !e.start() {
+		ch := make(chan Leader)
 		close(ch)
 		return ch
 	}
 	ctx, cancel := e.bind(ctx)
+	o := &observer{out: stream.New(mergeLeaders)}
+	ch := o.out.Subscribe(ctx, nil)
+	f := watch.Start(watch.Config{
+		Client:   e.cli,
+		Prefix:   e.prefix,
+		What:     fmt.Sprintf("election %q", e.name),
+		Interval: e.opts.progress,
+		Backoff:  e.opts.backoff(),
+		Stale:    ErrStale,
+		Closed:   errClientClosed,
+	}, o)
 	go func() {
 		defer e.wg.Done()
 		defer cancel()
-		defer close(ch)
-		o := &observer{cli: e.cli, prefix: e.prefix, out: ch}
-		o.run(ctx)
+		select {
+		case <-ctx.Done():
+		case <-f.Done(): // the client was closed
+		}
+		f.Stop()
+		o.out.Close()
 	}()
 	return ch
 }
 
-// observer keeps the candidate list of one election and queues every
-// change of its leader for delivery.
+// mergeLeaders queues a state for a reader: a state of the same leader as
+// the last one queued replaces it (a staleness change), others are added,
+// at most maxPending.
+func mergeLeaders(q []Leader, l Leader) []Leader {
+	if n := len(q); n > 0 && q[n-1].same(l) {
+		q[n-1] = l
+		return q
+	}
+	return stream.Bounded[Leader](maxPending)(q, l)
+}
+
+// observer keeps the candidate list of one election and publishes every
+// change of its leader. Reset and Apply come from the follower's loop,
+// SetErr also from its watchdog.
 type observer struct {
-	cli     *clientv3.Client
-	prefix  string
-	out     chan<- Leader
+	out *stream.Stream[Leader]
+
+	mu      sync.Mutex
 	kvs     map[string]*mvccpb.KeyValue
-	last    Leader // the last state queued
+	last    Leader // the last state published, Err aside
 	started bool
-	pending []Leader
+	stale   error
 }
 
-func (o *observer) run(ctx context.Context) {
-	bo := backoff.Backoff{Min: 50 * time.Millisecond, Max: 5 * time.Second}
-	for ctx.Err() == nil {
-		rev, err := o.list(ctx)
-		if err == nil {
-			bo.Reset()
-			o.follow(ctx, rev)
-		}
-		o.deliverFor(ctx, bo.Next())
-	}
-}
-
-// list reads every candidate and queues the resulting state if it changed.
-func (o *observer) list(ctx context.Context) (int64, error) {
-	resp, err := o.cli.Get(clientv3.WithRequireLeader(ctx), o.prefix, clientv3.WithPrefix())
-	if err != nil {
-		return 0, err
-	}
-	o.kvs = make(map[string]*mvccpb.KeyValue, len(resp.Kvs))
-	for _, kv := range resp.Kvs {
+func (o *observer) Reset(kvs []*mvccpb.KeyValue, rev int64) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.kvs = make(map[string]*mvccpb.KeyValue, len(kvs))
+	for _, kv := range kvs {
 		o.kvs[string(kv.Key)] = kv
 	}
-	o.changed(resp.Header.Revision)
-	return resp.Header.Revision, nil
+	o.changed(rev)
 }
 
-// follow applies the watch from rev+1 until it fails, delivering states
-// meanwhile.
-func (o *observer) follow(ctx context.Context, rev int64) {
-	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
-	defer cancel()
-	wch := o.cli.Watch(wctx, o.prefix, clientv3.WithPrefix(), clientv3.WithRev(rev+1))
-	for {
-		var out chan<- Leader
-		var head Leader
-		if len(o.pending) > 0 {
-			out, head = o.out, o.pending[0]
-		}
-		select {
-		case out <- head:
-			o.pending = o.pending[1:]
-		case resp, ok := <-wch:
-			if !ok || resp.Err() != nil {
-				return
-			}
-			o.apply(resp.Events)
-		case <-ctx.Done():
-			return
-		}
-	}
-}
-
-// apply applies events one revision at a time, so that each transition is
+// Apply applies events one revision at a time, so that each transition is
 // seen, even within one watch response.
-func (o *observer) apply(evs []*clientv3.Event) {
+func (o *observer) Apply(evs []*clientv3.Event, _ int64) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
 	for i := 0; i < len(evs); {
 		rev := evs[i].Kv.ModRevision
 		for ; i < len(evs) && evs[i].Kv.ModRevision == rev; i++ {
@@ -122,7 +109,28 @@ func (o *observer) apply(evs []*clientv3.Event) {
 	}
 }
 
-// changed queues the state at rev if it differs from the last one queued.
+func (o *observer) Confirm(int64) {}
+
+// SetErr publishes the last state again when it turns stale, and when it is
+// confirmed again. Other errors of the follower's loop (a failed watch it
+// is about to mend) are not staleness, unless they last: the watchdog then
+// reports them.
+func (o *observer) SetErr(err error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	switch {
+	case err != nil && !errors.Is(err, roster.ErrStale):
+		return
+	case err == nil && o.stale == nil:
+		return
+	}
+	o.stale = err
+	l := o.last
+	l.Err = err
+	o.out.Publish(l)
+}
+
+// changed publishes the state at rev if it differs from the last one.
 func (o *observer) changed(rev int64) {
 	var lead *mvccpb.KeyValue
 	for _, kv := range o.kvs {
@@ -134,33 +142,12 @@ func (o *observer) changed(rev int64) {
 	if lead != nil {
 		cur = leaderOf(lead, rev)
 	}
-	if o.started && cur.same(o.last) {
+	if o.started && cur.same(o.last) && o.stale == nil {
 		return
 	}
 	o.started, o.last = true, cur
-	o.pending = append(o.pending, cur)
-	if n := len(o.pending); n > maxPending {
-		o.pending = append(o.pending[:0], o.pending[n-maxPending:]...)
-	}
-}
-
-// deliverFor keeps delivering queued states for d, or until ctx is done.
-func (o *observer) deliverFor(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	for {
-		var out chan<- Leader
-		var head Leader
-		if len(o.pending) > 0 {
-			out, head = o.out, o.pending[0]
-		}
-		select {
-		case out <- head:
-			o.pending = o.pending[1:]
-		case <-t.C:
-			return
-		case <-ctx.Done():
-			return
-		}
-	}
+	// A new state comes from etcd: it is confirmed, whatever the watchdog
+	// said before. The follower clears its error right after.
+	o.stale = nil
+	o.out.Publish(cur)
 }

@@ -3,9 +3,10 @@ package election
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
-	"time"
 
+	"github.com/rosterkit/roster"
 	"github.com/rosterkit/roster/internal/backoff"
 )
 
@@ -18,8 +19,7 @@ type runOptions struct {
 	newLeader func(Leader)
 }
 
-// OnStartedLeading is called with each leadership won, before the work
-// starts.
+// OnStartedLeading is called with each leadership won, before work starts.
 func OnStartedLeading(f func(l *Leadership)) RunOption {
 	return func(o *runOptions) { o.started = f }
 }
@@ -36,22 +36,22 @@ func OnNewLeader(f func(Leader)) RunOption {
 	return func(o *runOptions) { o.newLeader = f }
 }
 
-// Run keeps this candidate in the election until ctx is done: it
-// campaigns, runs work while leading, then resigns and campaigns again.
-//
-// work gets a context that is cancelled the moment leadership is lost (see
-// Leadership.Done) or ctx is done, and the Leadership for fencing its
-// writes. When work returns, Run resigns at once, so the next candidate
-// takes over within a round trip, not a TTL. If work returns an error while
-// still leading, Run resigns and returns that error; otherwise it
-// campaigns again, on a fresh session if the last one ended.
-//
-// Run returns ctx's error once ctx is done (after resigning), or ErrClosed
-// if the Election is closed. Failed campaigns are retried with backoff.
+// Run keeps this candidate in the election until ctx ends: it campaigns,
+// runs work while leading, resigns when work returns, and campaigns again.
+// work's context is cancelled the moment leadership is lost. If work fails
+// while still leading, Run resigns and returns its error; otherwise it
+// returns ctx's error once ctx ends, or ErrClosed. Failed campaigns are
+// retried with backoff (WithBackoff).
 func (e *Election) Run(ctx context.Context, value string, work func(ctx context.Context, l *Leadership) error, opts ...RunOption) error {
+	if work == nil {
+		return fmt.Errorf("election %s: Run: %w: nil work", e.name, roster.ErrInvalidOption)
+	}
+	ctx = orBackground(ctx)
 	var o runOptions
 	for _, f := range opts {
-		f(&o)
+		if f != nil {
+			f(&o)
+		}
 	}
 	if o.newLeader != nil {
 		octx, cancel := context.WithCancel(ctx)
@@ -65,7 +65,7 @@ func (e *Election) Run(ctx context.Context, value string, work func(ctx context.
 			}
 		})
 	}
-	bo := backoff.Backoff{Min: 100 * time.Millisecond, Max: 5 * time.Second}
+	bo := e.opts.backoff()
 	for {
 		l, err := e.Campaign(ctx, value)
 		switch {
@@ -74,7 +74,7 @@ func (e *Election) Run(ctx context.Context, value string, work func(ctx context.
 			if err := e.lead(ctx, l, work, &o); err != nil {
 				return err
 			}
-		case errors.Is(err, ErrClosed), errors.Is(err, ErrBusy):
+		case errors.Is(err, ErrClosed), errors.Is(err, ErrBusy), errors.Is(err, errClientClosed):
 			return err
 		case ctx.Err() != nil:
 			return ctx.Err()
@@ -109,7 +109,7 @@ func (e *Election) lead(ctx context.Context, l *Leadership, work func(context.Co
 	lost := l.Err() != nil
 
 	rctx, rcancel := context.WithTimeout(context.Background(), releaseTimeout)
-	_ = l.Resign(rctx) // if it fails, the key goes with the session
+	_ = l.Resign(rctx) // a lost leadership's key goes with its session
 	rcancel()
 	if o.stopped != nil {
 		o.stopped(l.Err())

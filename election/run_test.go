@@ -55,11 +55,11 @@ func TestRunRecampaignsOnNewSessionAfterExpiry(t *testing.T) {
 	stopped := make(chan error, 4)
 	started := make(chan int64, 4)
 	stop := runAsync(t, e, "me", func(ctx context.Context, l *election.Leadership) error {
-		leads <- leading{l.Lease(), l.Rev(), ctx}
+		leads <- leading{l.Lease(), l.Token(), ctx}
 		<-ctx.Done()
 		return ctx.Err()
 	},
-		election.OnStartedLeading(func(l *election.Leadership) { started <- l.Rev() }),
+		election.OnStartedLeading(func(l *election.Leadership) { started <- l.Token() }),
 		election.OnStoppedLeading(func(err error) { stopped <- err }))
 
 	first := receive(t, leads, 5*time.Second, "first leadership")
@@ -94,7 +94,7 @@ func TestRunHandsOverWhenWorkReturns(t *testing.T) {
 	var mu sync.Mutex
 	var seenByA []string
 	runAsync(t, newElection(t, m.Client(), "handover"), "a", func(ctx context.Context, l *election.Leadership) error {
-		aLeads <- l.Rev()
+		aLeads <- l.Token()
 		if calls.Add(1) == 1 {
 			<-release // one job, then done
 			return nil
@@ -109,7 +109,7 @@ func TestRunHandsOverWhenWorkReturns(t *testing.T) {
 	aRev := receive(t, aLeads, 5*time.Second, "a leads")
 
 	runAsync(t, newElection(t, m.Client(), "handover"), "b", func(ctx context.Context, l *election.Leadership) error {
-		bLeads <- l.Rev()
+		bLeads <- l.Token()
 		<-ctx.Done()
 		return nil
 	})

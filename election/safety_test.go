@@ -56,7 +56,7 @@ func TestOneLeaderAtATime(t *testing.T) {
 					t.Errorf("candidate %d: resign: %v", i, err)
 				}
 				mu.Lock()
-				intervals = append(intervals, interval{who: i, start: start, end: end, rev: l.Rev()})
+				intervals = append(intervals, interval{who: i, start: start, end: end, rev: l.Token()})
 				mu.Unlock()
 			}
 		})
@@ -152,7 +152,7 @@ func partitionTrial(t *testing.T, m *etcdtest.Member, name string) time.Duration
 	require.True(t, won.otherDone, "%s: the new leader won while the old one still believed it led", name)
 	<-lostc
 	require.ErrorIs(t, la.Err(), session.ErrExpired)
-	require.Greater(t, won.l.Rev(), la.Rev())
+	require.Greater(t, won.l.Token(), la.Token())
 
 	// Back in touch, the deposed leader's writes are refused: by itself,
 	// and by etcd when it is asked.
@@ -193,7 +193,7 @@ func TestLeaderKeyDeleted(t *testing.T) {
 	require.NoError(t, r.l.Resign(ctx))
 	r = receive(t, res, 5*time.Second, "a again")
 	require.NoError(t, r.err)
-	require.Greater(t, r.l.Rev(), la.Rev())
+	require.Greater(t, r.l.Token(), la.Token())
 }
 
 // requireFencedOut checks that the deposed leader old can no longer write:
@@ -204,7 +204,7 @@ func requireFencedOut(t *testing.T, cli *clientv3.Client, old, current *election
 	ctx := testCtx(t)
 	_, err := old.Do(ctx, clientv3.OpPut("/t/"+name, "stale"))
 	require.ErrorIs(t, err, election.ErrNotLeader)
-	raw, err := cli.Txn(ctx).If(old.IsLeader()).Then(clientv3.OpPut("/t/"+name, "stale")).Commit()
+	raw, err := cli.Txn(ctx).If(old.Guard()).Then(clientv3.OpPut("/t/"+name, "stale")).Commit()
 	require.NoError(t, err)
 	require.False(t, raw.Succeeded, "etcd rejects the deposed leader's fenced write")
 	_, err = current.Do(ctx, clientv3.OpPut("/t/"+name, "fresh"))

@@ -13,17 +13,21 @@ import (
 	"github.com/rosterkit/roster/session"
 )
 
-// closeTimeout bounds each release Close makes, so that Close returns
-// while etcd is unreachable; the keys then go with their sessions.
-const closeTimeout = 2 * time.Second
+// releaseTimeout bounds a release made on the lock's own account (an
+// acquisition that completed as Close began), when no caller's context
+// applies.
+const releaseTimeout = 2 * time.Second
 
 // base is what Mutex, Semaphore and RWMutex share: the client, where
 // sessions come from, the holds still live, and the lifetime.
 type base struct {
 	cli      *clientv3.Client
+	kind     string
 	name     string
 	sessions *session.Manager
-	own      bool // sessions is ours to close
+	own      bool   // sessions is ours to close
+	unclaim  func() // gives the name back to a shared manager
+	in       *instruments
 
 	closing context.Context // cancelled by Close
 	close   context.CancelFunc
@@ -38,26 +42,39 @@ type base struct {
 	closeErr  error
 }
 
-func newBase(cli *clientv3.Client, kind, name string, opts []Option) (*base, config, error) {
+// newBase checks the arguments of a lock of kind ("lock", "semaphore",
+// "rwlock") called name whose keys live under prefix(namespace).
+func newBase(cli *clientv3.Client, kind, name string, opts []Option, prefix func(ns string) string) (*base, string, error) {
 	if cli == nil {
-		return nil, config{}, fmt.Errorf("%w: nil client", ErrInvalidOption)
+		return nil, "", fmt.Errorf("%s: %w", kind, roster.ErrNilClient)
 	}
 	if err := roster.ValidateName(kind+" name", name); err != nil {
-		return nil, config{}, err
+		return nil, "", err
 	}
 	cfg, err := newConfig(opts)
 	if err != nil {
-		return nil, config{}, err
+		return nil, "", err
 	}
-	b := &base{cli: cli, name: name, sessions: cfg.sessions, holds: make(map[*Hold]struct{})}
-	if b.sessions == nil {
-		if b.sessions, err = session.NewManager(cli, session.WithTTL(cfg.ttl)); err != nil {
-			return nil, config{}, err
+	pfx := prefix(cfg.namespace)
+	b := &base{cli: cli, kind: kind, name: name, sessions: cfg.sessions, holds: make(map[*Hold]struct{}),
+		in: newInstruments(cfg, kind, name)}
+	if b.sessions != nil {
+		// One lease, one key per mutex: two handles of one name on a
+		// shared manager would share it (etcd #11360). Semaphores and RW
+		// locks follow the same rule, so that there is one rule.
+		if b.unclaim, err = b.sessions.Claim(pfx); err != nil {
+			return nil, "", fmt.Errorf("%s %s: %w", kind, name, err)
+		}
+	} else {
+		b.sessions, err = session.NewManager(cli, session.WithTTL(cfg.ttl), session.WithLogger(cfg.logger),
+			session.WithMeterProvider(cfg.meters))
+		if err != nil {
+			return nil, "", fmt.Errorf("%s: %w", kind, err)
 		}
 		b.own = true
 	}
 	b.closing, b.close = context.WithCancel(context.Background())
-	return b, cfg, nil
+	return b, pfx, nil
 }
 
 // begin starts an acquisition: it returns ctx, also cancelled (with cause
@@ -70,7 +87,7 @@ func (b *base) begin(ctx context.Context) (context.Context, func(), error) {
 		return nil, nil, ErrClosed
 	}
 	b.inflight.Add(1)
-	ctx, cancel := context.WithCancelCause(ctx)
+	ctx, cancel := context.WithCancelCause(orBackground(ctx))
 	stop := context.AfterFunc(b.closing, func() { cancel(ErrClosed) })
 	return ctx, func() {
 		stop()
@@ -81,22 +98,27 @@ func (b *base) begin(ctx context.Context) (context.Context, func(), error) {
 
 // acquire runs one acquisition, get, under begin; it registers the Hold
 // get returns and names the lock in errors.
-func (b *base) acquire(ctx context.Context, kind string, get func(context.Context) (*Hold, error)) (*Hold, error) {
+func (b *base) acquire(ctx context.Context, get func(context.Context) (*Hold, error)) (*Hold, error) {
+	start := time.Now()
 	ctx, end, err := b.begin(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("%s %s: %w", kind, b.name, err)
+		return nil, fmt.Errorf("%s %s: %w", b.kind, b.name, err)
 	}
 	defer end()
+	if b.cli.Ctx().Err() != nil {
+		return nil, fmt.Errorf("%s %s: %w", b.kind, b.name, errClientClosed)
+	}
 	h, err := get(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("%s %s: %w", kind, b.name, explain(ctx, err))
+		return nil, fmt.Errorf("%s %s: %w", b.kind, b.name, explain(ctx, err))
 	}
 	if !b.track(h) {
-		rctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
+		rctx, cancel := context.WithTimeout(context.Background(), releaseTimeout)
 		defer cancel()
 		h.release(rctx, ErrClosed)
-		return nil, fmt.Errorf("%s %s: %w", kind, b.name, ErrClosed)
+		return nil, fmt.Errorf("%s %s: %w", b.kind, b.name, ErrClosed)
 	}
+	b.in.held(time.Since(start))
 	return h, nil
 }
 
@@ -104,7 +126,7 @@ func (b *base) acquire(ctx context.Context, kind string, get func(context.Contex
 func (b *base) session(ctx context.Context) (*session.Session, error) {
 	s, err := b.sessions.Session(ctx)
 	if errors.Is(err, session.ErrClosed) && !b.own {
-		return nil, fmt.Errorf("lock %s: shared session manager: %w", b.name, err)
+		return nil, fmt.Errorf("shared session manager: %w", err)
 	}
 	return s, err
 }
@@ -142,10 +164,24 @@ func (b *base) untrack(h *Hold) {
 	delete(b.holds, h)
 }
 
+// closeNow is Close: bounded by the TTL.
+func (b *base) closeNow() error {
+	ctx, cancel := context.WithTimeout(context.Background(), b.sessions.TTL())
+	defer cancel()
+	return b.shut(ctx)
+}
+
+// shutdown is Shutdown: bounded by ctx and the TTL.
+func (b *base) shutdown(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(orBackground(ctx), b.sessions.TTL())
+	defer cancel()
+	return b.shut(ctx)
+}
+
 // shut cancels acquisitions under way, waits for them, releases every live
-// hold and, if the sessions are the lock's own, revokes the lease. It is
-// idempotent and waits for every goroutine the lock started.
-func (b *base) shut() error {
+// hold within ctx and, if the sessions are the lock's own, revokes the
+// lease. It is idempotent and waits for every goroutine the lock started.
+func (b *base) shut(ctx context.Context) error {
 	b.closeOnce.Do(func() {
 		b.mu.Lock()
 		b.closed = true
@@ -159,17 +195,27 @@ func (b *base) shut() error {
 			live = append(live, h)
 		}
 		b.mu.Unlock()
-		var errs []error
-		for _, h := range live {
-			ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
-			errs = append(errs, h.release(ctx, ErrClosed))
-			cancel()
+		errs := make([]error, len(live))
+		var wg sync.WaitGroup
+		for i, h := range live {
+			wg.Go(func() { errs[i] = h.release(ctx, ErrClosed) })
 		}
+		wg.Wait()
 		b.wg.Wait()
 		if b.own {
-			errs = append(errs, b.sessions.Close())
+			errs = append(errs, b.sessions.Shutdown(ctx))
+		} else {
+			b.unclaim()
 		}
 		b.closeErr = errors.Join(errs...)
 	})
 	return b.closeErr
+}
+
+// orBackground makes a nil ctx harmless.
+func orBackground(ctx context.Context) context.Context {
+	if ctx == nil {
+		return context.Background()
+	}
+	return ctx
 }

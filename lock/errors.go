@@ -2,7 +2,9 @@ package lock
 
 import (
 	"errors"
+	"fmt"
 
+	"github.com/rosterkit/roster"
 	"github.com/rosterkit/roster/internal/recipe"
 )
 
@@ -14,37 +16,35 @@ var (
 	// no key behind.
 	ErrLocked = errors.New("lock: held by another holder")
 
-	// ErrNotHeld is returned by a Hold's fenced transaction when etcd finds
-	// the holder's key gone or replaced, or the Hold has already ended: the
-	// write was not applied.
+	// ErrNotHeld is returned by a Hold's fenced writes once the Hold has
+	// ended or etcd finds its key gone or replaced: nothing was written.
 	ErrNotHeld = errors.New("lock: not held")
 
-	// ErrLost is what Hold.Err wraps when a hold ended without Release: its
-	// session ended (wrapping session.ErrExpired or session.ErrLeaseGone) or
-	// its key was deleted. Whoever acted under the lock must stop: another
-	// holder may already be inside.
-	ErrLost = errors.New("lock: lost")
+	// ErrLost is wrapped by Hold.Err after an involuntary end, with the
+	// cause: ErrKeyDeleted, or the session's session.ErrExpired,
+	// ErrLeaseGone or ErrClosed. It wraps roster.ErrLost.
+	ErrLost = fmt.Errorf("lock: %w", roster.ErrLost)
 
-	// ErrKeyDeleted is the cause ErrLost wraps when a Hold's key was deleted
-	// (by someone else, or with its lease) or replaced by a newer one.
+	// ErrKeyDeleted is the cause of a loss by the Hold's key's deletion (by
+	// someone else, or with its lease) or replacement.
 	ErrKeyDeleted = recipe.ErrKeyDeleted
 
-	// ErrReleased is what Hold.Err returns after Release.
+	// ErrReleased is Hold.Err after Release.
 	ErrReleased = errors.New("lock: released")
 
-	// ErrClosed is returned by calls on a Mutex, Semaphore or RWMutex after
-	// Close, and is wrapped by Hold.Err for holds that Close released.
-	ErrClosed = errors.New("lock: closed")
+	// ErrClosed is returned by calls on a closed Mutex, Semaphore or
+	// RWMutex, and is Hold.Err for holds Close released. It wraps
+	// roster.ErrClosed.
+	ErrClosed = fmt.Errorf("lock: %w", roster.ErrClosed)
 
 	// ErrLimitMismatch is returned by a Semaphore whose limit differs from
-	// the one the semaphore's oldest key records. The key the acquisition
-	// queued is taken back out (until that lands, others wait for it), so
-	// nobody is admitted beyond the limit in force.
+	// the one its oldest key records; its own key is taken back out.
 	ErrLimitMismatch = errors.New("lock: semaphore limit differs from its holders'")
 
-	// ErrInvalidLimit is returned by NewSemaphore for a limit below 1.
-	ErrInvalidLimit = errors.New("lock: invalid semaphore limit")
-
-	// ErrInvalidOption reports options that contradict each other.
-	ErrInvalidOption = errors.New("lock: invalid option")
+	// ErrInvalidLimit is returned by NewSemaphore for a limit below 1. It
+	// wraps roster.ErrInvalidOption.
+	ErrInvalidLimit = fmt.Errorf("lock: invalid semaphore limit: %w", roster.ErrInvalidOption)
 )
+
+// errClientClosed is why a call fails on an etcd client its owner closed.
+var errClientClosed = fmt.Errorf("lock: etcd client closed: %w", roster.ErrClosed)

@@ -13,18 +13,14 @@ import (
 	"github.com/rosterkit/roster/session"
 )
 
-// Mutex is a distributed mutual-exclusion lock named name, in etcd's own
-// lock layout: waiters put <namespace>/locks/<name>/<lease ID in hex> and
-// take turns by create revision, so etcd's concurrency.Mutex and
-// `etcdctl lock <namespace>/locks/<name>` contend with it correctly.
-//
-// A Mutex is safe for concurrent use. Its goroutines take turns like
-// sync.Mutex users do, and so do Mutexes of one process that share a
-// session (WithSessionManager) and a name: they would otherwise share a
-// key, and both believe they held the lock.
+// Mutex is a distributed mutual-exclusion lock in etcd's own lock layout,
+// so etcd's concurrency.Mutex and etcdctl lock contend with it correctly.
+// It is safe for concurrent use: its goroutines take turns, as sync.Mutex
+// users do.
 type Mutex struct {
 	b     *base
 	queue recipe.Queue
+	turn  chan struct{} // one acquisition or Hold at a time: one lease, one key
 
 	mu  sync.Mutex
 	cur *Hold // the Hold of the last Lock, for Unlock
@@ -33,26 +29,24 @@ type Mutex struct {
 // NewMutex returns the mutex name (a valid roster name) over cli. It
 // grants no lease until the first Lock.
 func NewMutex(cli *clientv3.Client, name string, opts ...Option) (*Mutex, error) {
-	b, cfg, err := newBase(cli, "lock", name, opts)
+	b, prefix, err := newBase(cli, "lock", name, opts, func(ns string) string { return keys.LockPrefix(ns, name) })
 	if err != nil {
 		return nil, err
 	}
-	return &Mutex{b: b, queue: recipe.Queue{Client: cli, Prefix: keys.LockPrefix(cfg.namespace, name)}}, nil
+	return &Mutex{b: b, queue: recipe.Queue{Client: cli, Prefix: prefix}, turn: make(chan struct{}, 1)}, nil
 }
 
 // Prefix is the mutex's key prefix, with its trailing slash. Without it,
 // it is the pfx that concurrency.NewMutex and etcdctl lock take.
 func (m *Mutex) Prefix() string { return m.queue.Prefix }
 
-// Lock waits until the mutex is held, in first-come order: it waits only
-// for the waiter just ahead of it, and the release of the lock wakes one
-// waiter, not all. If ctx ends, or the lock is closed, or the session is
-// lost before that, Lock returns the error and takes its key back out of
-// the queue.
+// Lock waits until the mutex is held, in first-come order. If ctx ends, the
+// lock is closed or the session is lost first, it returns the error and
+// takes its key back out of the queue.
 func (m *Mutex) Lock(ctx context.Context) (*Hold, error) { return m.lock(ctx, false) }
 
-// TryLock takes the mutex if nobody holds it or waits for it, in a single
-// transaction, and returns ErrLocked otherwise without having put any key.
+// TryLock takes the mutex if nobody holds it or waits for it, in one
+// transaction, and returns ErrLocked otherwise, leaving no key behind.
 func (m *Mutex) TryLock(ctx context.Context) (*Hold, error) { return m.lock(ctx, true) }
 
 // Unlock releases the Hold of the last Lock or TryLock, like Hold.Release,
@@ -70,12 +64,15 @@ func (m *Mutex) Unlock(ctx context.Context) error {
 }
 
 // Close releases the mutex if held, ends Lock calls under way with
-// ErrClosed and, unless the session is shared, revokes the lease. It is
-// idempotent.
-func (m *Mutex) Close() error { return m.b.shut() }
+// ErrClosed and, unless the session is shared, revokes the lease. It waits
+// at most about a TTL and is idempotent.
+func (m *Mutex) Close() error { return m.b.closeNow() }
+
+// Shutdown is Close bounded by ctx as well as by the TTL.
+func (m *Mutex) Shutdown(ctx context.Context) error { return m.b.shutdown(ctx) }
 
 func (m *Mutex) lock(ctx context.Context, try bool) (*Hold, error) {
-	h, err := m.b.acquire(ctx, "lock", func(ctx context.Context) (*Hold, error) { return m.acquire(ctx, try) })
+	h, err := m.b.acquire(ctx, func(ctx context.Context) (*Hold, error) { return m.acquire(ctx, try) })
 	if err != nil {
 		return nil, err
 	}
@@ -86,10 +83,16 @@ func (m *Mutex) lock(ctx context.Context, try bool) (*Hold, error) {
 }
 
 func (m *Mutex) acquire(ctx context.Context, try bool) (*Hold, error) {
-	s, key, unclaim, err := m.claim(ctx, try)
+	unclaim, err := m.claim(ctx, try)
 	if err != nil {
 		return nil, err
 	}
+	s, err := m.b.session(ctx)
+	if err != nil {
+		unclaim()
+		return nil, err
+	}
+	key := keys.LeaseKey(m.queue.Prefix, int64(s.Lease()))
 	var e recipe.Entry
 	if try {
 		e, err = m.tryPut(ctx, s, key)
@@ -103,28 +106,24 @@ func (m *Mutex) acquire(ctx context.Context, try bool) (*Hold, error) {
 	return newHold(m.b, s, e.Key, e.Rev, e.Header+1, unclaim), nil
 }
 
-// claim returns a live session whose key for this mutex no other handle in
-// this process uses. A session that ended while it waited for the key (the
-// handle before held the lock on it, and lost it) is replaced.
-func (m *Mutex) claim(ctx context.Context, try bool) (*session.Session, string, func(), error) {
-	for {
-		s, err := m.b.session(ctx)
-		if err != nil {
-			return nil, "", nil, err
+// claim waits for the Mutex's turn, and returns the function that gives it
+// up. The lease has one key for the mutex (etcd #11360), so its goroutines
+// must not use it at once: a local turn comes before the key.
+func (m *Mutex) claim(ctx context.Context, try bool) (func(), error) {
+	if try {
+		select {
+		case m.turn <- struct{}{}:
+		default:
+			return nil, ErrLocked
 		}
-		key := keys.LeaseKey(m.queue.Prefix, int64(s.Lease()))
-		unclaim, ok, err := claims.claim(ctx, key, try)
-		switch {
-		case err != nil:
-			return nil, "", nil, err
-		case !ok:
-			return nil, "", nil, ErrLocked
-		case s.Err() != nil:
-			unclaim()
-			continue
+	} else {
+		select {
+		case m.turn <- struct{}{}:
+		case <-ctx.Done():
+			return nil, context.Cause(ctx)
 		}
-		return s, key, unclaim, nil
 	}
+	return sync.OnceFunc(func() { <-m.turn }), nil
 }
 
 // wait queues for the mutex and waits for its turn. The Entry it returns

@@ -276,34 +276,41 @@ func TestReleaseThatFailedIsRepairedByNextLock(t *testing.T) {
 	require.Greater(t, h4.Token(), h3.Token())
 }
 
-func TestSharedSessionHandlesTakeTurns(t *testing.T) {
+// One lease has one key per mutex (etcd #11360): a second open handle of
+// one name on a shared Manager is refused, as in election, until the first
+// is closed; other names, and handles with their own sessions, are fine.
+func TestSharedSessionRefusesASecondHandleOfOneName(t *testing.T) {
 	ctx := testCtx(t)
 	cli := etcdtest.Start(t).Client()
 	mgr, err := session.NewManager(cli, session.WithTTL(10*time.Second))
 	require.NoError(t, err)
 	defer mgr.Close()
 	a := newMutex(t, cli, "jobs", lock.WithSessionManager(mgr))
-	b := newMutex(t, cli, "jobs", lock.WithSessionManager(mgr))
-
+	_, err = lock.NewMutex(cli, "jobs", lock.WithSessionManager(mgr))
+	require.ErrorIs(t, err, session.ErrNameInUse)
+	for _, open := range []func() error{
+		func() error { _, err := lock.NewSemaphore(cli, "jobs", 2, lock.WithSessionManager(mgr)); return err },
+		func() error { _, err := lock.NewRWMutex(cli, "jobs", lock.WithSessionManager(mgr)); return err },
+	} {
+		require.NoError(t, open(), "another kind of lock, another name")
+	}
+	_, err = lock.NewSemaphore(cli, "jobs", 2, lock.WithSessionManager(mgr))
+	require.ErrorIs(t, err, session.ErrNameInUse, "the same rule for every kind")
+	own := newMutex(t, cli, "jobs") // its own sessions: no clash
 	ha, err := a.Lock(ctx)
 	require.NoError(t, err)
-	// etcd's concurrency.Mutex would hand b the same key here and report
-	// it held (etcd #11360).
-	_, err = b.TryLock(ctx)
+	_, err = own.TryLock(ctx)
 	require.ErrorIs(t, err, lock.ErrLocked)
-	bres := async(ctx, b.Lock)
-	pending(t, bres, 300*time.Millisecond)
 	require.NoError(t, ha.Release(ctx))
-	r := receive(t, bres, 5*time.Second)
-	require.NoError(t, r.err)
-	require.Equal(t, ha.Key(), r.h.Key(), "one lease, one key")
-	require.Greater(t, r.h.Token(), ha.Token())
-	require.NoError(t, r.h.Release(ctx))
 
 	require.NoError(t, a.Close())
 	s, err := mgr.Session(ctx)
 	require.NoError(t, err)
 	require.NoError(t, s.Err(), "closing a Mutex leaves a shared session alone")
+	b := newMutex(t, cli, "jobs", lock.WithSessionManager(mgr))
+	hb, err := b.Lock(ctx)
+	require.NoError(t, err, "the name is free again once the first handle is closed")
+	require.Equal(t, s.Lease(), hb.Lease())
 }
 
 func TestOneMutexManyGoroutines(t *testing.T) {
@@ -352,7 +359,7 @@ func TestInvalidArguments(t *testing.T) {
 	mgr, err := session.NewManager(cli)
 	require.NoError(t, err)
 	_, err = lock.NewMutex(cli, "x", lock.WithTTL(5*time.Second), lock.WithSessionManager(mgr))
-	require.ErrorIs(t, err, lock.ErrInvalidOption)
+	require.ErrorIs(t, err, roster.ErrInvalidOption)
 	_, err = lock.NewMutex(nil, "x")
-	require.ErrorIs(t, err, lock.ErrInvalidOption)
+	require.ErrorIs(t, err, roster.ErrNilClient)
 }

@@ -2,59 +2,68 @@ package lock
 
 import (
 	"fmt"
+	"log/slog"
 	"time"
 
+	"go.opentelemetry.io/otel/metric"
+
+	"github.com/rosterkit/roster"
 	"github.com/rosterkit/roster/internal/keys"
 	"github.com/rosterkit/roster/session"
 )
 
-// DefaultTTL is the lease TTL of a lock's own session, as etcdctl lock
-// uses: a holder that dies frees the lock within about this long.
-const DefaultTTL = 10 * time.Second
-
-// An Option configures a Mutex, Semaphore or RWMutex.
+// An Option configures a Mutex, Semaphore or RWMutex. A zero value means
+// the default; a negative one is an error wrapping roster.ErrInvalidOption.
 type Option func(*config)
 
 type config struct {
 	namespace string
 	ttl       time.Duration
 	sessions  *session.Manager
+	logger    *slog.Logger
+	meters    metric.MeterProvider
 }
 
-// WithNamespace sets the key namespace (default "/roster"). It must pass
-// the namespace rules: start with '/', not end with one.
+// WithNamespace sets the key namespace (default roster.DefaultNamespace).
 func WithNamespace(ns string) Option { return func(c *config) { c.namespace = ns } }
 
-// WithTTL sets the TTL of the lease the lock's own session keeps alive
-// (default DefaultTTL, at least session.MinTTL). A shorter TTL frees the
-// lock of a dead holder sooner, and makes a holder that cannot reach etcd
-// give up sooner.
+// WithTTL sets the lease TTL of the lock's own session (default
+// roster.DefaultTTL, at least roster.MinTTL): a dead holder frees the lock
+// within about the TTL. It contradicts WithSessionManager.
 func WithTTL(ttl time.Duration) Option { return func(c *config) { c.ttl = ttl } }
 
 // WithSessionManager makes the lock take its sessions from m, shared with
-// other locks and elections, instead of keeping a session of its own. The
-// lock does not close m. It cannot be combined with WithTTL: m's sessions
-// have their own.
+// other locks and elections. The caller keeps m: Close does not close it. A
+// second open lock of one kind and name on m is refused
+// (session.ErrNameInUse).
 func WithSessionManager(m *session.Manager) Option { return func(c *config) { c.sessions = m } }
 
+// WithLogger logs holds lost, with the cause; nil discards.
+func WithLogger(l *slog.Logger) Option { return func(c *config) { c.logger = l } }
+
+// WithMeterProvider records the lock's metrics with mp; nil means
+// OpenTelemetry's global provider.
+func WithMeterProvider(mp metric.MeterProvider) Option { return func(c *config) { c.meters = mp } }
+
 func newConfig(opts []Option) (config, error) {
-	c := config{namespace: keys.DefaultNamespace}
+	var c config
 	for _, o := range opts {
-		o(&c)
+		if o != nil {
+			o(&c)
+		}
+	}
+	if c.namespace == "" {
+		c.namespace = roster.DefaultNamespace
 	}
 	if err := keys.ValidateNamespace(c.namespace); err != nil {
-		return c, err
+		return c, fmt.Errorf("lock: %w", err)
 	}
-	switch {
-	case c.sessions != nil && c.ttl != 0:
-		return c, fmt.Errorf("%w: WithTTL and WithSessionManager together", ErrInvalidOption)
-	case c.sessions != nil:
-		return c, nil
-	case c.ttl == 0:
-		c.ttl = DefaultTTL
+	if c.sessions != nil && c.ttl != 0 {
+		return c, fmt.Errorf("lock: %w: WithTTL(%v) and WithSessionManager together: the manager's sessions have their own TTL",
+			roster.ErrInvalidOption, c.ttl)
 	}
 	if err := session.ValidateTTL(c.ttl); err != nil {
-		return c, err
+		return c, fmt.Errorf("lock: %w", err)
 	}
 	return c, nil
 }

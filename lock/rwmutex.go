@@ -27,11 +27,10 @@ type RWMutex struct {
 // NewRWMutex returns the RW lock name (a valid roster name) over cli. It
 // grants no lease until the first acquisition.
 func NewRWMutex(cli *clientv3.Client, name string, opts ...Option) (*RWMutex, error) {
-	b, cfg, err := newBase(cli, "rwlock", name, opts)
+	b, prefix, err := newBase(cli, "rwlock", name, opts, func(ns string) string { return rwlockPrefix(ns, name) })
 	if err != nil {
 		return nil, err
 	}
-	prefix := rwlockPrefix(cfg.namespace, name)
 	return &RWMutex{b: b, queue: recipe.Queue{Client: cli, Prefix: prefix}, reader: readerRule(prefix)}, nil
 }
 
@@ -52,11 +51,14 @@ func (rw *RWMutex) TryLock(ctx context.Context) (*Hold, error) { return rw.acqui
 
 // Close releases the locks this RWMutex holds, ends acquisitions under way
 // with ErrClosed and, unless the session is shared, revokes the lease. It
-// is idempotent.
-func (rw *RWMutex) Close() error { return rw.b.shut() }
+// waits at most about a TTL and is idempotent.
+func (rw *RWMutex) Close() error { return rw.b.closeNow() }
+
+// Shutdown is Close bounded by ctx as well as by the TTL.
+func (rw *RWMutex) Shutdown(ctx context.Context) error { return rw.b.shutdown(ctx) }
 
 func (rw *RWMutex) acquire(ctx context.Context, read, try bool) (*Hold, error) {
-	return rw.b.acquire(ctx, "rwlock", func(ctx context.Context) (*Hold, error) {
+	return rw.b.acquire(ctx, func(ctx context.Context) (*Hold, error) {
 		s, err := rw.b.session(ctx)
 		if err != nil {
 			return nil, err

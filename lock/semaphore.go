@@ -38,13 +38,13 @@ func NewSemaphore(cli *clientv3.Client, name string, limit int, opts ...Option) 
 	if limit < 1 {
 		return nil, fmt.Errorf("%w: %d, must be at least 1", ErrInvalidLimit, limit)
 	}
-	b, cfg, err := newBase(cli, "semaphore", name, opts)
+	b, prefix, err := newBase(cli, "semaphore", name, opts, func(ns string) string { return semaphorePrefix(ns, name) })
 	if err != nil {
 		return nil, err
 	}
 	return &Semaphore{
 		b:      b,
-		queue:  recipe.Queue{Client: cli, Prefix: semaphorePrefix(cfg.namespace, name)},
+		queue:  recipe.Queue{Client: cli, Prefix: prefix},
 		limit:  int64(limit),
 		value:  strconv.Itoa(limit),
 		admits: sameLimit(recipe.Shared(int64(limit)), strconv.Itoa(limit)),
@@ -65,11 +65,14 @@ func (s *Semaphore) TryAcquire(ctx context.Context) (*Hold, error) { return s.ac
 
 // Close releases the permits this Semaphore holds, ends Acquire calls under
 // way with ErrClosed and, unless the session is shared, revokes the lease.
-// It is idempotent.
-func (s *Semaphore) Close() error { return s.b.shut() }
+// It waits at most about a TTL and is idempotent.
+func (s *Semaphore) Close() error { return s.b.closeNow() }
+
+// Shutdown is Close bounded by ctx as well as by the TTL.
+func (s *Semaphore) Shutdown(ctx context.Context) error { return s.b.shutdown(ctx) }
 
 func (s *Semaphore) acquire(ctx context.Context, try bool) (*Hold, error) {
-	return s.b.acquire(ctx, "semaphore", func(ctx context.Context) (*Hold, error) {
+	return s.b.acquire(ctx, func(ctx context.Context) (*Hold, error) {
 		sess, err := s.b.session(ctx)
 		if err != nil {
 			return nil, err

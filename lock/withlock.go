@@ -3,7 +3,10 @@ package lock
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
+
+	"github.com/rosterkit/roster"
 )
 
 // WithLock acquires with acquire (a Mutex's Lock, an RWMutex's Lock or
@@ -19,6 +22,10 @@ import (
 //		return migrate(ctx)
 //	})
 func WithLock(ctx context.Context, acquire func(context.Context) (*Hold, error), fn func(context.Context) error) error {
+	if acquire == nil || fn == nil {
+		return fmt.Errorf("lock: WithLock: %w: nil acquire or fn", roster.ErrInvalidOption)
+	}
+	ctx = orBackground(ctx)
 	h, err := acquire(ctx)
 	if err != nil {
 		return err
@@ -36,7 +43,7 @@ func WithLock(ctx context.Context, acquire func(context.Context) (*Hold, error),
 	cancel(nil)
 	wg.Wait()
 	lost := h.Err() // nil unless lost: Release has not run yet
-	rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), closeTimeout)
+	rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), releaseTimeout)
 	defer rcancel()
 	return errors.Join(ferr, lost, h.Release(rctx))
 }

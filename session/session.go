@@ -25,15 +25,15 @@ const (
 	// be cheap.
 	retryInterval = 250 * time.Millisecond
 
-	// A revoke is sent again every revokeRetryMin..revokeRetryMax while no
+	// A grant or a revoke is sent again every retryMin..retryMax while no
 	// attempt has been answered, without cancelling attempts in flight
-	// (each bounded by revokeAttemptTimeout, at most revokeMaxInFlight at
-	// once): one that is merely slow still counts, and one stuck on a
-	// member that lost its leader does not delay the next.
-	revokeRetryMin       = 50 * time.Millisecond
-	revokeRetryMax       = 250 * time.Millisecond
-	revokeAttemptTimeout = 2 * time.Second
-	revokeMaxInFlight    = 8
+	// (each bounded by attemptTimeout, at most maxInFlight at once): one
+	// that is merely slow still counts, and one stuck on a member whose
+	// leader just died does not delay the next (see backoff.Hedge).
+	retryMin       = 50 * time.Millisecond
+	retryMax       = 250 * time.Millisecond
+	attemptTimeout = 2 * time.Second
+	maxInFlight    = 16
 
 	// lostRevokeTTLs is how long, in TTLs after a presumed loss, the lease
 	// is revoked again and again while etcd does not answer. A new etcd
@@ -105,22 +105,41 @@ func New(ctx context.Context, cli *clientv3.Client, opts ...Option) (*Session, e
 	return s, nil
 }
 
-// grant obtains the lease. A Grant that was slow to answer (sent while etcd
-// had no leader, say) leaves a deadline counted from its send time, possibly
-// already close or past; the lease is then renewed at once, so that a new
-// session never starts out presumed lost.
+// grant obtains the lease. Each attempt is dated from its own send time; a
+// Grant slow to answer (sent while etcd had no leader, say) may leave a
+// deadline close or past, and the lease is then renewed at once, so that a
+// new session never starts out presumed lost.
 func (s *Session) grant(ctx context.Context) error {
-	sent := time.Now()
-	resp, err := s.cli.Grant(ctx, int64(s.opts.ttl/time.Second))
+	type granted struct {
+		sent time.Time
+		resp *clientv3.LeaseGrantResponse
+	}
+	g, err := backoff.Hedge(ctx, backoff.Backoff{Min: retryMin, Max: retryMax}, maxInFlight,
+		func(ctx context.Context) (granted, error) {
+			ctx, cancel := context.WithTimeout(clientv3.WithRequireLeader(ctx), attemptTimeout)
+			defer cancel()
+			sent := time.Now()
+			resp, err := s.cli.Grant(ctx, int64(s.opts.ttl/time.Second))
+			return granted{sent, resp}, err
+		},
+		func(_ granted, err error) bool { return err == nil || final(err) || s.cli.Ctx().Err() != nil },
+		func(g granted) { // a second lease granted in the race: give it back
+			rctx, cancel := context.WithTimeout(context.Background(), attemptTimeout)
+			defer cancel()
+			_, _ = s.cli.Revoke(rctx, g.resp.ID)
+		})
 	if err != nil {
+		if cause := context.Cause(ctx); cause != nil && !errors.Is(err, cause) {
+			return fmt.Errorf("session: grant lease: %w (last attempt: %w)", cause, err)
+		}
 		return fmt.Errorf("session: grant lease: %w", err)
 	}
-	s.id = resp.ID
-	s.extend(sent, resp.TTL)
+	s.id = g.resp.ID
+	s.extend(g.sent, g.resp.TTL)
 	if time.Until(s.Deadline()) >= s.opts.interval {
 		return nil
 	}
-	sent = time.Now()
+	sent := time.Now()
 	ka, err := s.cli.KeepAliveOnce(clientv3.WithRequireLeader(ctx), s.id)
 	if err != nil {
 		rctx, cancel := context.WithTimeout(context.Background(), min(s.opts.ttl, 2*time.Second))
@@ -287,53 +306,30 @@ func (s *Session) revoke(ctx context.Context) error {
 	if s.revoked.Load() {
 		return nil
 	}
-	var wg sync.WaitGroup
-	ctx, cancel := context.WithCancel(ctx)
-	defer wg.Wait()
-	defer cancel()
-	results := make(chan error)
-	inFlight := 0
-	next := time.NewTimer(0)
-	defer next.Stop()
-	bo := backoff.Backoff{Min: revokeRetryMin, Max: revokeRetryMax}
-	var last error
-	for {
-		select {
-		case <-next.C:
-			next.Reset(bo.Next())
-			if s.cli.Ctx().Err() != nil {
-				return fmt.Errorf("session: revoke lease %x: %w", int64(s.id), errClientClosed)
-			}
-			if inFlight >= revokeMaxInFlight {
-				continue
-			}
-			inFlight++
-			wg.Go(func() {
-				actx, acancel := context.WithTimeout(clientv3.WithRequireLeader(ctx), revokeAttemptTimeout)
-				_, err := s.cli.Revoke(actx, s.id)
-				acancel()
-				select {
-				case results <- err:
-				case <-ctx.Done():
-				}
-			})
-		case err := <-results:
-			inFlight--
-			if err == nil || errors.Is(err, rpctypes.ErrLeaseNotFound) {
-				s.revoked.Store(true)
-				return nil
-			}
-			if final(err) {
-				return fmt.Errorf("session: revoke lease %x: %w", int64(s.id), err)
-			}
-			last = err
-		case <-ctx.Done():
-			if last == nil {
-				last = ctx.Err()
-			}
-			return fmt.Errorf("session: revoke lease %x: no answer from etcd: %w", int64(s.id), last)
-		}
+	if s.cli.Ctx().Err() != nil {
+		return fmt.Errorf("session: revoke lease %x: %w", int64(s.id), errClientClosed)
 	}
+	_, err := backoff.Hedge(ctx, backoff.Backoff{Min: retryMin, Max: retryMax}, maxInFlight,
+		func(ctx context.Context) (struct{}, error) {
+			ctx, cancel := context.WithTimeout(clientv3.WithRequireLeader(ctx), attemptTimeout)
+			defer cancel()
+			_, err := s.cli.Revoke(ctx, s.id)
+			if errors.Is(err, rpctypes.ErrLeaseNotFound) {
+				err = nil
+			}
+			return struct{}{}, err
+		},
+		func(_ struct{}, err error) bool { return err == nil || final(err) || s.cli.Ctx().Err() != nil }, nil)
+	switch {
+	case err == nil:
+		s.revoked.Store(true)
+		return nil
+	case s.cli.Ctx().Err() != nil:
+		return fmt.Errorf("session: revoke lease %x: %w", int64(s.id), errClientClosed)
+	case ctx.Err() != nil && !errors.Is(err, ctx.Err()):
+		return fmt.Errorf("session: revoke lease %x: no answer from etcd: %w (last attempt: %w)", int64(s.id), ctx.Err(), err)
+	}
+	return fmt.Errorf("session: revoke lease %x: %w", int64(s.id), err)
 }
 
 // final says a revoke failed for a reason that trying again cannot mend.

@@ -25,7 +25,7 @@
 //	q := recipe.Queue{Client: cli, Prefix: keys.LockPrefix(ns, name)}
 //	e, err := q.Enqueue(ctx, s, "")
 //	rev, err := q.Wait(ctx, s, e, recipe.Exclusive())
-//	m := recipe.NewMonitor(s, e.Key, e.Rev, rev+1)
+//	m := recipe.NewMonitor(s, e.Key, e.Rev, rev+1, nil)
 //	... // hold, until m.Done() or done
 //	m.End(ErrUnlocked)                    // Done first, then release
 //	recipe.Delete(ctx, cli, e.Key, e.Rev) // only if still ours

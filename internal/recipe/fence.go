@@ -21,6 +21,8 @@ type Fence struct {
 	// ErrNotHeld is what a write returns when the key is not held, such
 	// as election.ErrNotLeader.
 	ErrNotHeld error
+	// Refused, if set, is called for every write refused as not held.
+	Refused func()
 }
 
 // Cmp is the comparison "the key is still held", for use in one's own
@@ -66,6 +68,9 @@ func (f Fence) lost() bool {
 }
 
 func (f Fence) notHeld() error {
+	if f.Refused != nil {
+		f.Refused()
+	}
 	return fmt.Errorf("%w: %s no longer has create revision %d", f.ErrNotHeld, f.Key, f.Rev)
 }
 

@@ -20,13 +20,14 @@ import (
 // noticed by its own goroutine, so it is reported at the session's
 // deadline even while the key's watch is stuck behind a partition.
 type Monitor struct {
-	cli  *clientv3.Client
-	s    *session.Session
-	key  string
-	rev  int64
-	done chan struct{}
-	err  atomic.Pointer[error]
-	once sync.Once
+	cli   *clientv3.Client
+	s     *session.Session
+	key   string
+	rev   int64
+	done  chan struct{}
+	err   atomic.Pointer[error]
+	once  sync.Once
+	onEnd func(error)
 
 	ctx    context.Context // cancelled when the monitor ends
 	cancel context.CancelFunc
@@ -38,8 +39,10 @@ type Monitor struct {
 // NewMonitor starts monitoring key, held with create revision rev on
 // session s, from store revision from: pass the revision at which the key
 // was last seen held, plus one, so that nothing in between is missed.
-func NewMonitor(s *session.Session, key string, rev, from int64) *Monitor {
-	m := &Monitor{cli: s.Client(), s: s, key: key, rev: rev, done: make(chan struct{})}
+// onEnd, if not nil, is called once with the cause as the monitor ends,
+// right after Done is closed, by whoever ends it: keep it short.
+func NewMonitor(s *session.Session, key string, rev, from int64, onEnd func(error)) *Monitor {
+	m := &Monitor{cli: s.Client(), s: s, key: key, rev: rev, done: make(chan struct{}), onEnd: onEnd}
 	m.bg, m.stop = context.WithCancel(context.Background())
 	m.ctx, m.cancel = context.WithCancel(m.bg)
 	m.wg.Go(m.awaitSession)
@@ -78,6 +81,9 @@ func (m *Monitor) end(err error) {
 		m.err.Store(&err)
 		close(m.done)
 		m.cancel()
+		if m.onEnd != nil {
+			m.onEnd(err)
+		}
 	})
 }
 

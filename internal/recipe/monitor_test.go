@@ -31,7 +31,7 @@ func requireDone(t *testing.T, m *recipe.Monitor, within time.Duration) {
 }
 
 func monitor(t *testing.T, p *participant, from int64) *recipe.Monitor {
-	m := recipe.NewMonitor(p.s, p.e.Key, p.e.Rev, from)
+	m := recipe.NewMonitor(p.s, p.e.Key, p.e.Rev, from, nil)
 	t.Cleanup(func() { m.Stop(errTestStop) })
 	return m
 }
@@ -113,7 +113,7 @@ func TestMonitorEndsAtSessionDeadlineBeforeServerExpiry(t *testing.T) {
 func TestMonitorStop(t *testing.T) {
 	m := etcdtest.Start(t)
 	p := join(t, m.Client(), "")
-	mon := recipe.NewMonitor(p.s, p.e.Key, p.e.Rev, p.e.Header+1)
+	mon := recipe.NewMonitor(p.s, p.e.Key, p.e.Rev, p.e.Header+1, nil)
 	mon.Stop(errTestStop)
 	mon.Stop(errors.New("second stop")) // idempotent; the first cause stays
 	requireDone(t, mon, 0)
@@ -126,7 +126,7 @@ func TestMonitorStop(t *testing.T) {
 func TestMonitorEndThenStop(t *testing.T) {
 	m := etcdtest.Start(t)
 	p := join(t, m.Client(), "")
-	mon := recipe.NewMonitor(p.s, p.e.Key, p.e.Rev, p.e.Header+1)
+	mon := recipe.NewMonitor(p.s, p.e.Key, p.e.Rev, p.e.Header+1, nil)
 	mon.End(errTestStop)
 	requireDone(t, mon, 0)
 	require.ErrorIs(t, mon.Err(), errTestStop)

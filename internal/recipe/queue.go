@@ -7,8 +7,19 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/rosterkit/roster/internal/backoff"
 	"github.com/rosterkit/roster/internal/keys"
 	"github.com/rosterkit/roster/session"
+)
+
+// Idempotent requests are hedged (backoff.Hedge): sent again every
+// 50..250 ms while unanswered, each attempt bounded by attemptTimeout, at
+// most maxInFlight at once.
+var hedging = backoff.Backoff{Min: 50 * time.Millisecond, Max: 250 * time.Millisecond}
+
+const (
+	attemptTimeout = 2 * time.Second
+	maxInFlight    = 16
 )
 
 // withdrawTimeout bounds the clean-up of a failed wait. It runs on a fresh
@@ -110,11 +121,21 @@ func Abandon(ctx context.Context, cli *clientv3.Client, key string, lease client
 // Delete deletes key only if its create revision is still rev, so a late
 // or repeated release can never remove a newer key of the same name (etcd
 // #22082). deleted is false when the key was already gone or replaced.
+//
+// Being idempotent, the delete is sent again while no attempt has been
+// answered (backoff.Hedge), so one stuck on a member whose leader just died
+// does not hold up a release until ctx ends.
 func Delete(ctx context.Context, cli *clientv3.Client, key string, rev int64) (deleted bool, err error) {
-	resp, err := cli.Txn(ctx).
-		If(clientv3.Compare(clientv3.CreateRevision(key), "=", rev)).
-		Then(clientv3.OpDelete(key)).
-		Commit()
+	resp, err := backoff.Hedge(ctx, hedging, maxInFlight,
+		func(ctx context.Context) (*clientv3.TxnResponse, error) {
+			ctx, cancel := context.WithTimeout(clientv3.WithRequireLeader(ctx), attemptTimeout)
+			defer cancel()
+			return cli.Txn(ctx).
+				If(clientv3.Compare(clientv3.CreateRevision(key), "=", rev)).
+				Then(clientv3.OpDelete(key)).
+				Commit()
+		},
+		func(_ *clientv3.TxnResponse, err error) bool { return err == nil || cli.Ctx().Err() != nil }, nil)
 	if err != nil {
 		return false, fmt.Errorf("delete %s: %w", key, err)
 	}
