@@ -36,10 +36,10 @@
 // revisions went backwards (a restore from an older snapshot) are they
 // started again, from the restore's first write.
 //
-// A write that got no reply may have landed all the same: a new
-// instance's key is deleted again, an update is written over with the value
-// the registrar kept, and a key of ours that the watch finds without an
-// instance behind it is deleted.
+// A write that got no reply may have landed all the same, even long after
+// the call gave up (a partition that held the request): a new instance's
+// key is deleted again in the background, once etcd answers, and an update
+// is written over with the value the registrar kept.
 //
 // # Ownership
 //

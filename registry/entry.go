@@ -30,6 +30,9 @@ type entry struct {
 	// removed is set when the entry leaves the map: a holder of a stale
 	// pointer must look it up again.
 	removed bool
+	// zombie is set, on an entry not registered, to the lease of a first
+	// write that got no reply: the key may exist under it, and is deleted.
+	zombie clientv3.LeaseID
 
 	// lease is the lease the value is known to be written under, 0 if the
 	// key is known to be gone or taken; rev is the revision of our last

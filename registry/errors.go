@@ -28,7 +28,7 @@ var (
 
 // errClientClosed means the etcd client was closed under the registrar:
 // nothing can be sent any more.
-var errClientClosed = fmt.Errorf("registry: etcd client closed: %w", roster.ErrClosed)
+var errClientClosed = fmt.Errorf("etcd client closed: %w", roster.ErrClosed)
 
 // lostErr is the cause of a lease loss as an EventLost and Status report
 // it: it wraps roster.ErrLost and the session's error.

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"time"
 
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -37,16 +36,22 @@ func (r *Registrar) apply(ctx context.Context, service, id string, create bool, 
 			}
 		}
 		r.mu.Lock()
-		removed := e.removed
+		removed, registered := e.removed, e.registered
 		r.mu.Unlock()
 		if removed { // deregistered meanwhile: start over
 			e.unlock()
 			continue
 		}
+		if !create && !registered { // a Register that failed
+			e.unlock()
+			return fmt.Errorf("%w: %s/%s", ErrNotRegistered, service, id)
+		}
 		err = r.put(ctx, e, next, val)
-		if err != nil && fresh {
+		if err != nil {
 			r.mu.Lock()
-			r.dropLocked(e)
+			if !e.registered && e.zombie == 0 {
+				r.dropLocked(e) // nothing of it in etcd
+			}
 			r.mu.Unlock()
 		}
 		e.unlock()
@@ -107,7 +112,7 @@ func (r *Registrar) put(ctx context.Context, e *entry, next func(*entry) (roster
 		}
 		first := !e.registered
 		inst.Metadata = maps.Clone(inst.Metadata) // the caller may reuse its map
-		e.inst, e.val, e.registered = inst, val, true
+		e.inst, e.val, e.registered, e.zombie = inst, val, true, 0
 		r.wroteLocked(e, lease, res[0].rev)
 		if first {
 			r.count++
@@ -136,7 +141,7 @@ func (r *Registrar) sessionEnded(ctx context.Context, s *session.Session, err er
 func (r *Registrar) liveSession(ctx context.Context) (*session.Session, error) {
 	for {
 		if r.cli.Ctx().Err() != nil {
-			return nil, errClientClosed
+			return nil, fmt.Errorf("registry: %w", errClientClosed)
 		}
 		r.mu.Lock()
 		if r.closed {
@@ -172,28 +177,20 @@ func opContext(ctx context.Context, s *session.Session) (context.Context, contex
 	return context.WithDeadline(clientv3.WithRequireLeader(ctx), s.Deadline())
 }
 
-// unsureTimeout bounds the clean-up after a first write without a reply.
-const unsureTimeout = time.Second
-
 // unsure handles a write of e, held locked, that got no reply: etcd may
-// have applied it all the same. The key of a first registration is deleted
-// again (if it is under lease), so that a failed Register leaves nothing
-// behind; if etcd cannot be reached for that either, the key goes with the
-// lease at the latest. An update's entry is marked not in place, so the
-// recovery loop writes back the value the registrar kept, which is what a
-// failed Update promises.
+// have applied it all the same. An update's entry is marked not in place,
+// so that the recovery loop writes back the value the registrar kept,
+// which is what a failed Update promises. A first registration's entry is
+// kept as a zombie, not registered, whose key the recovery loop deletes
+// (see bury), so that a failed Register leaves nothing behind even if its
+// write lands late.
 func (r *Registrar) unsure(e *entry, lease clientv3.LeaseID) {
 	r.mu.Lock()
-	registered := e.registered
-	if registered {
+	defer r.mu.Unlock()
+	if e.registered {
 		e.lease = 0
-		r.poke()
+	} else {
+		e.zombie = lease
 	}
-	r.mu.Unlock()
-	if registered {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), unsureTimeout)
-	defer cancel()
-	_ = release(ctx, r.cli, e.key, lease, func(l clientv3.LeaseID) bool { return l == lease })
+	r.poke()
 }

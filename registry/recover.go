@@ -38,7 +38,7 @@ func (r *Registrar) run() {
 				r.lose(s)
 			}
 			if r.cli.Ctx().Err() != nil {
-				r.fail(errClientClosed) // for good: wait for Close
+				r.fail(fmt.Errorf("registry: %w", errClientClosed)) // for good: wait for Close
 				<-r.ctx.Done()
 				return
 			}
@@ -169,13 +169,21 @@ func (r *Registrar) checkDeleted(s *session.Session) {
 func (r *Registrar) reconcile(s *session.Session) (int64, error) {
 	lease := s.Lease()
 	r.mu.Lock()
-	var todo []*entry
+	var todo, zombies []*entry
 	for _, e := range r.entries {
-		if e.stale(lease) {
+		switch {
+		case e.registered && e.stale(lease):
 			todo = append(todo, e)
+		case !e.registered && e.zombie != 0 && !e.removed:
+			zombies = append(zombies, e)
 		}
 	}
 	r.mu.Unlock()
+	for _, e := range zombies {
+		if err := r.bury(s, e); err != nil {
+			return 0, err
+		}
+	}
 	var from int64
 	for start := 0; start < len(todo); start += batch {
 		rev, err := r.rewrite(s, todo[start:min(start+batch, len(todo))])
@@ -188,6 +196,35 @@ func (r *Registrar) reconcile(s *session.Session) (int64, error) {
 	}
 	r.settle(s)
 	return from, nil
+}
+
+// bury deletes the key of a zombie entry (see unsure), if it is still
+// held by one of our leases, and drops the entry.
+func (r *Registrar) bury(s *session.Session, e *entry) error {
+	ctx, cancel := opContext(r.ctx, s)
+	defer cancel()
+	if err := e.acquire(ctx, s.Done()); err != nil {
+		return fmt.Errorf("registry: restore: %w", err)
+	}
+	defer e.unlock()
+	r.mu.Lock()
+	z := e.zombie
+	if e.registered || e.removed {
+		z = 0 // registered since, or gone
+	}
+	r.mu.Unlock()
+	if z == 0 {
+		return nil
+	}
+	if err := release(ctx, r.cli, e.key, z, r.owns); err != nil {
+		return fmt.Errorf("registry: delete %s after a write that got no reply: %w", e.key, err)
+	}
+	r.mu.Lock()
+	if !e.registered && e.zombie == z {
+		r.dropLocked(e)
+	}
+	r.mu.Unlock()
+	return nil
 }
 
 // rewrite writes a batch of entries under s in one transaction, holding

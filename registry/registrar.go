@@ -57,6 +57,11 @@ func New(cli *clientv3.Client, opts ...Option) (*Registrar, error) {
 	if cli == nil {
 		return nil, fmt.Errorf("registry: %w", roster.ErrNilClient)
 	}
+	if cctx := cli.Ctx(); cctx == nil {
+		return nil, fmt.Errorf("registry: %w: not made by clientv3.New", roster.ErrNilClient)
+	} else if cctx.Err() != nil {
+		return nil, fmt.Errorf("registry: %w", errClientClosed)
+	}
 	o, err := newOptions(opts)
 	if err != nil {
 		return nil, err
@@ -206,7 +211,9 @@ func (r *Registrar) emit(e Event) {
 // closed.
 func (r *Registrar) Close() error { return r.Shutdown(context.Background()) }
 
-// Shutdown is Close with the revoke bounded by ctx as well.
+// Shutdown is Close with the revoke bounded by ctx as well. While etcd does
+// not answer it may still take up to the TTL, the bound of closing the
+// lease's session.
 func (r *Registrar) Shutdown(ctx context.Context) error {
 	r.closeOnce.Do(func() { r.closeErr = r.shutdown(orBackground(ctx)) })
 	return r.closeErr
