@@ -36,7 +36,7 @@ func (e *Election) campaignLoop(ctx context.Context, value string) (*Leadership,
 	bo := e.opts.backoff()
 	for {
 		if e.cli.Ctx().Err() != nil {
-			return nil, errClientClosed
+			return nil, recipe.ErrClientClosed
 		}
 		l, err := e.campaign(ctx, value, began)
 		if err == nil || ctx.Err() != nil || !retryable(err) {

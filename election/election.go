@@ -11,6 +11,7 @@ import (
 
 	"github.com/rosterkit/roster"
 	"github.com/rosterkit/roster/internal/keys"
+	"github.com/rosterkit/roster/internal/recipe"
 	"github.com/rosterkit/roster/session"
 )
 
@@ -85,7 +86,7 @@ func (e *Election) Prefix() string { return e.prefix }
 // Leader returns the current leader, or ErrNoLeader.
 func (e *Election) Leader(ctx context.Context) (Leader, error) {
 	if e.cli.Ctx().Err() != nil {
-		return Leader{}, fmt.Errorf("election %s: leader: %w", e.name, errClientClosed)
+		return Leader{}, fmt.Errorf("election %s: leader: %w", e.name, recipe.ErrClientClosed)
 	}
 	resp, err := e.cli.Get(orBackground(ctx), e.prefix, clientv3.WithFirstCreate()...)
 	if err != nil {
@@ -122,7 +123,9 @@ func (e *Election) shutdown(ctx context.Context) error {
 		e.cancel()
 		var errs []error
 		if l != nil {
-			errs = append(errs, l.release(ctx, ErrClosed))
+			if err := l.release(ctx, ErrClosed); !errors.Is(err, recipe.ErrClientClosed) {
+				errs = append(errs, err) // with the client closed, the key expires with the lease
+			}
 		}
 		e.wg.Wait()
 		if e.ownMgr {

@@ -41,6 +41,3 @@ var (
 	// could not confirm the state within twice its progress interval.
 	ErrStale = fmt.Errorf("election: %w", roster.ErrStale)
 )
-
-// errClientClosed is why a call fails on an etcd client its owner closed.
-var errClientClosed = fmt.Errorf("election: etcd client closed: %w", roster.ErrClosed)

@@ -33,7 +33,7 @@ func newLeadership(e *Election, s *session.Session, en recipe.Entry, rev int64, 
 	l := &Leadership{e: e, s: s, key: en.Key, token: en.Rev, since: time.Now()}
 	e.in.won(l, l.since.Sub(began)) // before the monitor, which may end it at once
 	l.mon = recipe.NewMonitor(s, en.Key, en.Rev, rev+1, l.ended)
-	l.fence = recipe.Fence{Client: e.cli, Key: en.Key, Rev: en.Rev, Lost: l.mon.Done(), ErrNotHeld: ErrNotLeader,
+	l.fence = recipe.Fence{Client: e.cli, Key: en.Key, Rev: en.Rev, Done: l.mon.Done, Err: l.Err, ErrNotHeld: ErrNotLeader,
 		Refused: func() { e.in.refused.Add(context.Background(), 1, e.in.name) }}
 	return l
 }
@@ -120,7 +120,7 @@ func (l *Leadership) release(ctx context.Context, cause error) error {
 		l.released = true
 		return nil
 	case l.e.cli.Ctx().Err() != nil:
-		return fmt.Errorf("election %s: resign: %w", l.e.name, errClientClosed)
+		return fmt.Errorf("election %s: resign: %w", l.e.name, recipe.ErrClientClosed)
 	}
 	if _, err := recipe.Delete(ctx, l.e.cli, l.key, l.token); err != nil {
 		return fmt.Errorf("election %s: resign: %w", l.e.name, err)

@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/rosterkit/roster"
+	"github.com/rosterkit/roster/internal/recipe"
 	"github.com/rosterkit/roster/internal/stream"
 	"github.com/rosterkit/roster/internal/watch"
 )
@@ -41,7 +43,7 @@ func (e *Election) Observe(ctx context.Context) <-chan Leader {
 		Interval: e.opts.progress,
 		Backoff:  e.opts.backoff(),
 		Stale:    ErrStale,
-		Closed:   errClientClosed,
+		Closed:   recipe.ErrClientClosed,
 	}, o)
 	go func() {
 		defer e.wg.Done()
@@ -80,14 +82,26 @@ type observer struct {
 	stale   error
 }
 
+// hooks let this package's tests act at the moment the follower lists or
+// reports an error: a fault injected there lands exactly at that transition.
+type hooks struct {
+	reset  func()
+	setErr func(error)
+}
+
+var testHooks atomic.Pointer[hooks]
+
 func (o *observer) Reset(kvs []*mvccpb.KeyValue, rev int64) {
 	o.mu.Lock()
-	defer o.mu.Unlock()
 	o.kvs = make(map[string]*mvccpb.KeyValue, len(kvs))
 	for _, kv := range kvs {
 		o.kvs[string(kv.Key)] = kv
 	}
 	o.changed(rev)
+	o.mu.Unlock()
+	if h := testHooks.Load(); h != nil && h.reset != nil {
+		h.reset()
+	}
 }
 
 // Apply applies events one revision at a time, so that each transition is
@@ -116,6 +130,9 @@ func (o *observer) Confirm(int64) {}
 // is about to mend) are not staleness, unless they last: the watchdog then
 // reports them.
 func (o *observer) SetErr(err error) {
+	if h := testHooks.Load(); h != nil && h.setErr != nil {
+		h.setErr(err)
+	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	switch {

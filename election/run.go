@@ -8,6 +8,7 @@ import (
 
 	"github.com/rosterkit/roster"
 	"github.com/rosterkit/roster/internal/backoff"
+	"github.com/rosterkit/roster/internal/recipe"
 )
 
 // A RunOption configures Run.
@@ -74,7 +75,7 @@ func (e *Election) Run(ctx context.Context, value string, work func(ctx context.
 			if err := e.lead(ctx, l, work, &o); err != nil {
 				return err
 			}
-		case errors.Is(err, ErrClosed), errors.Is(err, ErrBusy), errors.Is(err, errClientClosed):
+		case errors.Is(err, ErrClosed), errors.Is(err, ErrBusy), errors.Is(err, recipe.ErrClientClosed):
 			return err
 		case ctx.Err() != nil:
 			return ctx.Err()

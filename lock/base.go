@@ -10,6 +10,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/rosterkit/roster"
+	"github.com/rosterkit/roster/internal/recipe"
 	"github.com/rosterkit/roster/session"
 )
 
@@ -106,7 +107,7 @@ func (b *base) acquire(ctx context.Context, get func(context.Context) (*Hold, er
 	}
 	defer end()
 	if b.cli.Ctx().Err() != nil {
-		return nil, fmt.Errorf("%s %s: %w", b.kind, b.name, errClientClosed)
+		return nil, fmt.Errorf("%s %s: %w", b.kind, b.name, recipe.ErrClientClosed)
 	}
 	h, err := get(ctx)
 	if err != nil {
@@ -198,7 +199,11 @@ func (b *base) shut(ctx context.Context) error {
 		errs := make([]error, len(live))
 		var wg sync.WaitGroup
 		for i, h := range live {
-			wg.Go(func() { errs[i] = h.release(ctx, ErrClosed) })
+			wg.Go(func() {
+				if err := h.release(ctx, ErrClosed); !errors.Is(err, recipe.ErrClientClosed) {
+					errs[i] = err // with the client closed, the key expires with the lease
+				}
+			})
 		}
 		wg.Wait()
 		b.wg.Wait()

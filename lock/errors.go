@@ -45,6 +45,3 @@ var (
 	// wraps roster.ErrInvalidOption.
 	ErrInvalidLimit = fmt.Errorf("lock: invalid semaphore limit: %w", roster.ErrInvalidOption)
 )
-
-// errClientClosed is why a call fails on an etcd client its owner closed.
-var errClientClosed = fmt.Errorf("lock: etcd client closed: %w", roster.ErrClosed)

@@ -34,7 +34,7 @@ type Hold struct {
 func newHold(b *base, s *session.Session, key string, token, from int64, unclaim func()) *Hold {
 	h := &Hold{b: b, s: s, key: key, token: token, unclaim: unclaim}
 	h.mon = recipe.NewMonitor(s, key, token, from, h.ended)
-	h.fence = recipe.Fence{Client: b.cli, Key: key, Rev: token, Lost: h.mon.Done(), ErrNotHeld: ErrNotHeld,
+	h.fence = recipe.Fence{Client: b.cli, Key: key, Rev: token, Done: h.mon.Done, Err: h.Err, ErrNotHeld: ErrNotHeld,
 		Refused: func() { b.in.refused.Add(context.Background(), 1, b.in.attrs) }}
 	return h
 }
@@ -111,7 +111,7 @@ func (h *Hold) release(ctx context.Context, cause error) error {
 		// gone, or revoked as soon as etcd answers.
 		return nil
 	case h.b.cli.Ctx().Err() != nil:
-		return fmt.Errorf("lock: release %s: %w", h.key, errClientClosed)
+		return fmt.Errorf("lock: release %s: %w", h.key, recipe.ErrClientClosed)
 	}
 	if _, err := recipe.Delete(ctx, h.b.cli, h.key, h.token); err != nil {
 		return fmt.Errorf("lock: release: %w", err)

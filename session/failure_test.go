@@ -12,37 +12,9 @@ import (
 
 	"github.com/rosterkit/roster"
 	"github.com/rosterkit/roster/internal/etcdtest"
+	"github.com/rosterkit/roster/internal/recipe/recipetest"
 	"github.com/rosterkit/roster/session"
 )
-
-// outage is one way etcd stops answering a client.
-type outage struct {
-	name string
-	// cut breaks the path from a client made by dial to etcd and returns
-	// the function that mends it.
-	cut func(t *testing.T, p *etcdtest.Proxy, m *etcdtest.Member) (mend func())
-}
-
-var outages = []outage{
-	{"black hole", func(t *testing.T, p *etcdtest.Proxy, _ *etcdtest.Member) func() { p.Pause(); return p.Restore }},
-	{"reset", func(t *testing.T, p *etcdtest.Proxy, _ *etcdtest.Member) func() { p.Cut(); return p.Restore }},
-	{"member stopped", func(t *testing.T, _ *etcdtest.Proxy, m *etcdtest.Member) func() { m.Stop(); return m.Restart }},
-}
-
-// requireNoLeases waits until etcd has no lease left: whatever a failed call
-// granted is revoked or expires, because nothing renews it.
-func requireNoLeases(t *testing.T, cli *clientv3.Client, within time.Duration) {
-	t.Helper()
-	var left []clientv3.LeaseStatus
-	require.Eventually(t, func() bool {
-		resp, err := cli.Leases(context.Background())
-		if err != nil {
-			return false
-		}
-		left = resp.Leases
-		return len(left) == 0
-	}, within, 50*time.Millisecond, "leases left behind: %v", left)
-}
 
 // Every blocking call returns by its context's deadline, or at once on a
 // closed client, with an error that says what failed, and leaves nothing
@@ -52,15 +24,15 @@ func TestBlockingCallsFailInBound(t *testing.T) {
 	const wait = 500 * time.Millisecond
 	m := etcdtest.Start(t)
 	observer := m.Client()
-	for _, o := range outages {
-		t.Run(o.name, func(t *testing.T) {
+	for _, o := range recipetest.Outages {
+		t.Run(o.Name, func(t *testing.T) {
 			proxy := etcdtest.NewProxy(t, m.Endpoints()[0])
 			cli := etcdtest.NewClient(t, proxy.Endpoint())
 			mgr, err := session.NewManager(cli, session.WithTTL(ttl))
 			require.NoError(t, err)
 			live, err := session.New(testCtx(t), cli, session.WithTTL(ttl))
 			require.NoError(t, err)
-			mend := o.cut(t, proxy, m)
+			mend := o.Start(t, proxy, m)
 
 			for name, call := range map[string]func(ctx context.Context) error{
 				"New": func(ctx context.Context) error {
@@ -90,7 +62,7 @@ func TestBlockingCallsFailInBound(t *testing.T) {
 			_ = mgr.Close()
 			require.Less(t, time.Since(start), ttl+time.Second, "Close is bounded by the TTL")
 			mend()
-			requireNoLeases(t, observer, ttl+2*time.Second)
+			recipetest.RequireNoLeases(t, observer, ttl+2*time.Second)
 		})
 	}
 	t.Run("client closed", func(t *testing.T) {
@@ -110,7 +82,7 @@ func TestBlockingCallsFailInBound(t *testing.T) {
 		require.NoError(t, live.Close())
 		require.NoError(t, mgr.Close())
 		require.Less(t, time.Since(start), time.Second, "a closed client fails at once")
-		requireNoLeases(t, observer, ttl+2*time.Second)
+		recipetest.RequireNoLeases(t, observer, ttl+2*time.Second)
 	})
 }
 
@@ -129,8 +101,8 @@ func TestLostLeaseIsRevokedWhenEtcdAnswers(t *testing.T) {
 	const ttl, margin = 6 * time.Second, 2900 * time.Millisecond
 	m := etcdtest.Start(t)
 	observer := m.Client()
-	for _, o := range outages[:2] {
-		t.Run(o.name, func(t *testing.T) {
+	for _, o := range recipetest.Outages[:2] {
+		t.Run(o.Name, func(t *testing.T) {
 			proxy := etcdtest.NewProxy(t, m.Endpoints()[0])
 			cli := etcdtest.NewClient(t, proxy.Endpoint())
 			logs := &records{}
@@ -142,7 +114,7 @@ func TestLostLeaseIsRevokedWhenEtcdAnswers(t *testing.T) {
 			_, err = cli.Put(testCtx(t), key, "v", clientv3.WithLease(s.Lease()))
 			require.NoError(t, err)
 
-			mend := o.cut(t, proxy, m)
+			mend := o.Start(t, proxy, m)
 			select {
 			case <-s.Done():
 			case <-time.After(ttl):
@@ -168,7 +140,7 @@ func TestLostLeaseIsRevokedWhenEtcdAnswers(t *testing.T) {
 			require.Eventually(t, func() bool { return !keyExists(t, observer, key) }, 5*time.Second, 5*time.Millisecond)
 			took := time.Since(answered)
 			t.Logf("%s: key gone %v after etcd answered the client again; the server would have kept it %d s more",
-				o.name, took.Round(time.Millisecond), left.TTL)
+				o.Name, took.Round(time.Millisecond), left.TTL)
 			require.Less(t, took, 500*time.Millisecond, "revoked as soon as etcd answers")
 			require.Eventually(t, func() bool { return logs.count("session: lease presumed lost revoked") == 1 }, time.Second, 5*time.Millisecond)
 			require.Equal(t, 1, logs.count("session: lease lost"))

@@ -165,16 +165,34 @@ func (s *Session) Client() *clientv3.Client { return s.cli }
 // margin.
 func (s *Session) Deadline() time.Time { return s.base.Add(time.Duration(s.deadline.Load())) }
 
-// Done is closed when the session has ended; Err says why.
-func (s *Session) Done() <-chan struct{} { return s.done }
+// Done is closed when the session has ended; Err says why. A deadline that
+// passed is noticed here too, not only by the session's timer, so a process
+// that resumes after a pause (GC, SIGSTOP, a stopped VM) sees the loss
+// before it acts.
+func (s *Session) Done() <-chan struct{} {
+	s.expireIfDue()
+	return s.done
+}
 
 // Err is nil while the session is alive, then ErrExpired or ErrLeaseGone
 // (both wrap roster.ErrLost) or ErrClosed.
 func (s *Session) Err() error {
+	s.expireIfDue()
+	return s.loadErr()
+}
+
+func (s *Session) loadErr() error {
 	if p := s.err.Load(); p != nil {
 		return *p
 	}
 	return nil
+}
+
+// expireIfDue ends the session if its deadline has passed.
+func (s *Session) expireIfDue() {
+	if s.err.Load() == nil && time.Now().After(s.Deadline()) {
+		s.end(ErrExpired)
+	}
 }
 
 // Renew renews the lease now rather than at the next interval, for a holder
@@ -344,6 +362,9 @@ func final(err error) bool {
 // renew sends one keep-alive. The request is bounded by the local deadline:
 // an answer after it would come too late to matter.
 func (s *Session) renew(ctx context.Context) error {
+	if s.cli.Ctx().Err() != nil {
+		return fmt.Errorf("session: keep-alive: %w", errClientClosed)
+	}
 	ctx, cancel := context.WithDeadline(clientv3.WithRequireLeader(ctx), s.Deadline())
 	defer cancel()
 	sent := time.Now()

@@ -1,6 +1,11 @@
 package recipe
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+
+	"github.com/rosterkit/roster"
+)
 
 var (
 	// ErrKeyDeleted means our key is gone, or was replaced by a key of the
@@ -13,4 +18,9 @@ var (
 	// attached to another lease: something other than a recipe participant
 	// wrote it, and it would not vanish with our session.
 	ErrForeignKey = errors.New("roster: key exists under another lease")
+
+	// ErrClientClosed is returned at once for a request on an etcd client
+	// its owner closed (clientv3 itself retries for seconds before saying
+	// so). It wraps roster.ErrClosed.
+	ErrClientClosed = fmt.Errorf("etcd client closed: %w", roster.ErrClosed)
 )

@@ -15,9 +15,11 @@ type Fence struct {
 	Client *clientv3.Client
 	Key    string
 	Rev    int64
-	// Lost, if set, is closed once the holder knows it lost the key;
-	// writes are then refused without asking etcd.
-	Lost <-chan struct{}
+	// Done, if set, returns a channel closed once the holder knows it no
+	// longer holds the key; writes are then refused without asking etcd.
+	Done func() <-chan struct{}
+	// Err, if set, says why Done was closed, for the refusal's error.
+	Err func() error
 	// ErrNotHeld is what a write returns when the key is not held, such
 	// as election.ErrNotLeader.
 	ErrNotHeld error
@@ -34,7 +36,10 @@ func (f Fence) Cmp() clientv3.Cmp {
 // Do commits ops if the key is still held, and returns ErrNotHeld if not.
 func (f Fence) Do(ctx context.Context, ops ...clientv3.Op) (*clientv3.TxnResponse, error) {
 	if f.lost() {
-		return nil, f.notHeld()
+		return nil, f.ended()
+	}
+	if f.Client.Ctx().Err() != nil {
+		return nil, ErrClientClosed
 	}
 	resp, err := f.Client.Txn(ctx).If(f.Cmp()).Then(ops...).Commit()
 	if err != nil {
@@ -56,15 +61,28 @@ func (f Fence) Txn(ctx context.Context) clientv3.Txn {
 }
 
 func (f Fence) lost() bool {
-	if f.Lost == nil {
+	if f.Done == nil {
 		return false
 	}
 	select {
-	case <-f.Lost:
+	case <-f.Done():
 		return true
 	default:
 		return false
 	}
+}
+
+// ended is the error of a write refused before it was sent: it wraps the
+// reason the hold ended, too.
+func (f Fence) ended() error {
+	if f.Refused != nil {
+		f.Refused()
+	}
+	var cause error
+	if f.Err != nil {
+		cause = f.Err()
+	}
+	return fmt.Errorf("%w: %s: ended, not sent: %w", f.ErrNotHeld, f.Key, cause)
 }
 
 func (f Fence) notHeld() error {
@@ -99,7 +117,10 @@ func (t *fencedTxn) Else(ops ...clientv3.Op) clientv3.Txn {
 
 func (t *fencedTxn) Commit() (*clientv3.TxnResponse, error) {
 	if t.f.lost() {
-		return nil, t.f.notHeld()
+		return nil, t.f.ended()
+	}
+	if t.f.Client.Ctx().Err() != nil {
+		return nil, ErrClientClosed
 	}
 	resp, err := t.f.Client.Txn(t.ctx).
 		If(t.f.Cmp()).

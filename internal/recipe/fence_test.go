@@ -84,18 +84,22 @@ func TestFenceTxnKeepsCallersOutcome(t *testing.T) {
 	require.Equal(t, "then", value(t, cli, "/t/data"), "neither branch ran")
 }
 
+var errGone = errors.New("test: gone")
+
 func TestFenceLostRefusesLocally(t *testing.T) {
 	ctx := testCtx(t)
 	cli := etcdtest.Start(t).Client()
 	p := join(t, cli, "")
 	lost := make(chan struct{})
 	f := fence(p)
-	f.Lost = lost
+	f.Done = func() <-chan struct{} { return lost }
+	f.Err = func() error { return errGone }
 	_, err := f.Do(ctx, clientv3.OpPut("/t/data", "1"))
 	require.NoError(t, err)
 	close(lost)
 	_, err = f.Do(ctx, clientv3.OpPut("/t/data", "2"))
 	require.ErrorIs(t, err, errNotHeld)
+	require.ErrorIs(t, err, errGone, "a refusal without asking etcd says why the hold ended")
 	_, err = f.Txn(ctx).Then(clientv3.OpPut("/t/data", "3")).Commit()
 	require.ErrorIs(t, err, errNotHeld)
 	require.Equal(t, "1", value(t, cli, "/t/data"), "the key is still held in etcd, but the holder knows better")

@@ -50,17 +50,32 @@ func NewMonitor(s *session.Session, key string, rev, from int64, onEnd func(erro
 	return m
 }
 
-// Done is closed when the key is lost or the monitor stopped.
-func (m *Monitor) Done() <-chan struct{} { return m.done }
+// Done is closed when the key is lost or the monitor stopped. A session
+// that ended is noticed here too, not only by the monitor's goroutine, so
+// that whoever asks after a pause of the process learns of the loss first.
+func (m *Monitor) Done() <-chan struct{} {
+	m.check()
+	return m.done
+}
 
 // Err is nil until Done is closed, then why: the session's error
 // (session.ErrExpired, ErrLeaseGone, ErrClosed), ErrKeyDeleted, or the
 // cause given to Stop.
 func (m *Monitor) Err() error {
+	m.check()
 	if p := m.err.Load(); p != nil {
 		return *p
 	}
 	return nil
+}
+
+// check ends the monitor at once if its session has ended.
+func (m *Monitor) check() {
+	if m.err.Load() == nil {
+		if err := m.s.Err(); err != nil {
+			m.end(err)
+		}
+	}
 }
 
 // End ends the monitor with cause, unless it ended already: Done is closed
@@ -102,6 +117,9 @@ func (m *Monitor) watch(from int64) {
 	bo := backoff.Backoff{Min: 50 * time.Millisecond, Max: 2 * time.Second}
 	resyncs := 0
 	for m.ctx.Err() == nil {
+		if m.cli.Ctx().Err() != nil {
+			return // nothing can be watched any more; the session ends at its deadline
+		}
 		next, err := m.follow(from, resyncs < maxResyncs)
 		switch {
 		case errors.Is(err, errResync):

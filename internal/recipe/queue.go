@@ -126,6 +126,9 @@ func Abandon(ctx context.Context, cli *clientv3.Client, key string, lease client
 // answered (backoff.Hedge), so one stuck on a member whose leader just died
 // does not hold up a release until ctx ends.
 func Delete(ctx context.Context, cli *clientv3.Client, key string, rev int64) (deleted bool, err error) {
+	if cli.Ctx().Err() != nil {
+		return false, fmt.Errorf("delete %s: %w", key, ErrClientClosed)
+	}
 	resp, err := backoff.Hedge(ctx, hedging, maxInFlight,
 		func(ctx context.Context) (*clientv3.TxnResponse, error) {
 			ctx, cancel := context.WithTimeout(clientv3.WithRequireLeader(ctx), attemptTimeout)
