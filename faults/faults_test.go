@@ -244,7 +244,7 @@ func (s *suite) partitionClient(t *testing.T, round int) {
 	// and before they can know they lost: it is held in the network.
 	leadWrite, holdWrite := make(chan write, 1), make(chan write, 1)
 	go func() {
-		leadWrite <- s.fencedWrite(context.Background(), cl, s.elections, l.Rev(), electionLogPfx, cl.elec.Prefix(), l.Do)
+		leadWrite <- s.fencedWrite(context.Background(), cl, s.elections, l.Token(), electionLogPfx, cl.elec.Prefix(), l.Do)
 	}()
 	go func() {
 		holdWrite <- s.fencedWrite(context.Background(), cl, s.locks, h.Token(), lockLogPfx, cl.mutex.Prefix(), holdTxn(h))
@@ -266,7 +266,7 @@ func (s *suite) partitionClient(t *testing.T, round int) {
 		h      *history
 		token  int64
 		lostAt time.Time
-	}{{"leader", s.elections, l.Rev(), lostLead}, {"holder", s.locks, h.Token(), lostHold}} {
+	}{{"leader", s.elections, l.Token(), lostLead}, {"holder", s.locks, h.Token(), lostHold}} {
 		next, ok := firstWriteAfter(c.h, c.token)
 		require.True(t, ok, "a new %s wrote", c.what)
 		require.True(t, c.lostAt.Before(next.invoke),

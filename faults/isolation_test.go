@@ -160,7 +160,7 @@ func isolatedMemberTrial(t *testing.T, cl *embeddedtest.Cluster, name string) {
 	}
 	require.NoError(t, w.err)
 	require.True(t, w.otherDone, "%s: the new leader won while the old one still believed it led", name)
-	require.Greater(t, w.l.Rev(), la.Rev())
+	require.Greater(t, w.l.Token(), la.Token())
 	t.Logf("%s: the old leader knew %v before the new one won (%v after the isolation)", name,
 		w.at.Sub(<-lost).Round(time.Millisecond), w.at.Sub(isolated).Round(time.Millisecond))
 
@@ -170,7 +170,7 @@ func isolatedMemberTrial(t *testing.T, cl *embeddedtest.Cluster, name string) {
 	// current leader's write lands.
 	_, err = la.Do(ctx, clientv3.OpPut("/t/"+name, "stale"))
 	require.ErrorIs(t, err, election.ErrNotLeader)
-	raw, err := others.Txn(ctx).If(la.IsLeader()).Then(clientv3.OpPut("/t/"+name, "stale")).Commit()
+	raw, err := others.Txn(ctx).If(la.Guard()).Then(clientv3.OpPut("/t/"+name, "stale")).Commit()
 	require.NoError(t, err)
 	require.False(t, raw.Succeeded, "etcd rejects the deposed leader's fenced write")
 	_, err = w.l.Do(ctx, clientv3.OpPut("/t/"+name, "fresh"))

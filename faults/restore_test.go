@@ -35,7 +35,7 @@ func TestRegistrarAfterEtcdRestoredFromSnapshot(t *testing.T) {
 	cli := etcdtest.NewClient(t, m.Endpoints()...)
 	r, err := registry.New(cli, registry.WithTTL(2*time.Second))
 	require.NoError(t, err)
-	defer r.Close(ctx)
+	defer r.Close()
 	ids := []string{"i0", "i1", "i2", "i3", "i4"}
 	for _, id := range ids {
 		require.NoError(t, r.Register(ctx, roster.Instance{Service: "users", ID: id, Addr: "10.0.0.1:8080"}))
@@ -70,7 +70,7 @@ func TestRegistrarAfterEtcdRestoredFromSnapshot(t *testing.T) {
 		resp, err := plain.Get(ctx, "/roster/services/users/"+ids[0])
 		return err == nil && len(resp.Kvs) == 1
 	}, 2*time.Second, 5*time.Millisecond, "a later deletion is still seen")
-	require.NoError(t, r.Close(ctx))
+	require.NoError(t, r.Shutdown(ctx))
 	resp, err := plain.Get(ctx, "/roster/services/users/"+ids[1])
 	require.NoError(t, err)
 	assert.Empty(t, resp.Kvs, "Close revoked the lease")

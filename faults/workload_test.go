@@ -139,7 +139,7 @@ func (cl *client) close() error {
 	errs = append(errs, cl.disc.Close(), cl.elec.Close(), cl.mutex.Close())
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	errs = append(errs, cl.reg.Close(ctx))
+	errs = append(errs, cl.reg.Shutdown(ctx))
 	return errors.Join(errs...)
 }
 
@@ -151,12 +151,12 @@ func (s *suite) campaign(ctx context.Context, cl *client) {
 		start := time.Now()
 		cl.leadership.Store(l)
 		for n := 0; (n < writesPerTerm || cl.stalled.Load()) && wctx.Err() == nil; n++ {
-			s.fencedWrite(ctx, cl, s.elections, l.Rev(), electionLogPfx, cl.elec.Prefix(), l.Do)
+			s.fencedWrite(ctx, cl, s.elections, l.Token(), electionLogPfx, cl.elec.Prefix(), l.Do)
 			pace(wctx, writePace)
 		}
 		end := time.Now()
 		cl.leadership.Store(nil)
-		s.elections.addTerm(term{who: cl.name, token: l.Rev(), start: start, end: end, lost: l.Err() != nil, phase: s.currentPhase()})
+		s.elections.addTerm(term{who: cl.name, token: l.Token(), start: start, end: end, lost: l.Err() != nil, phase: s.currentPhase()})
 		return nil
 	}
 	// Run returns only when ctx ends (or on ErrClosed).

@@ -86,7 +86,7 @@ func (e *elections) states(ctx context.Context, services []string) []electionSta
 		l, err := el.Leader(lctx)
 		cancel()
 		if err == nil && l.Elected() {
-			st.Leader, st.Revision = l.Value, l.Rev
+			st.Leader, st.Revision = l.Value, l.Token
 		}
 		out = append(out, st)
 	}

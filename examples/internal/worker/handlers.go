@@ -88,7 +88,7 @@ func (w *Worker) lead(ctx context.Context, l *election.Leadership) error {
 	defer tick.Stop()
 	for runs := 1; ; runs++ {
 		report, _ := json.Marshal(map[string]any{
-			"leader": w.cfg.ID, "token": l.Rev(), "runs": runs, "at": time.Now().UTC(),
+			"leader": w.cfg.ID, "token": l.Token(), "runs": runs, "at": time.Now().UTC(),
 		})
 		if _, err := l.Do(ctx, clientv3.OpPut(key, string(report))); err != nil {
 			if errors.Is(err, election.ErrNotLeader) || ctx.Err() != nil {

@@ -83,45 +83,54 @@ type Worker struct {
 	served  chan error
 }
 
-// Start listens, registers the worker and enters the election.
-func Start(ctx context.Context, cfg Config) (w *Worker, err error) {
+// Start listens, registers the worker and enters the election. On failure
+// it undoes what it did and returns the SDK's error.
+func Start(ctx context.Context, cfg Config) (*Worker, error) {
 	cfg.defaults()
-	w = &Worker{cfg: cfg, runDone: make(chan struct{}), served: make(chan error, 1)}
-	closers := []func(){}
-	defer func() {
-		if err != nil {
-			for i := len(closers) - 1; i >= 0; i-- {
-				closers[i]()
-			}
+	w := &Worker{cfg: cfg, runDone: make(chan struct{}), served: make(chan error, 1)}
+	// undo runs, in reverse, what Start set up, should a later step fail.
+	var undo []func()
+	fail := func(err error) (*Worker, error) {
+		for i := len(undo) - 1; i >= 0; i-- {
+			undo[i]()
 		}
-	}()
-	if w.reg, err = registry.New(cfg.Client, registry.WithTTL(cfg.TTL), registry.WithNamespace(cfg.Namespace)); err != nil {
 		return nil, err
 	}
-	closers = append(closers, func() { w.reg.Close(context.Background()) })
-	if w.elec, err = election.New(cfg.Client, cfg.Service, election.WithTTL(cfg.TTL), election.WithNamespace(cfg.Namespace)); err != nil {
-		return nil, err
+	reg, err := registry.New(cfg.Client, registry.WithTTL(cfg.TTL), registry.WithNamespace(cfg.Namespace))
+	if err != nil {
+		return fail(err)
 	}
-	closers = append(closers, func() { w.elec.Close() })
-	if w.mu, err = lock.NewMutex(cfg.Client, cfg.Service, lock.WithTTL(cfg.TTL), lock.WithNamespace(cfg.Namespace)); err != nil {
-		return nil, err
+	w.reg = reg
+	undo = append(undo, func() { reg.Close() })
+	elec, err := election.New(cfg.Client, cfg.Service, election.WithTTL(cfg.TTL), election.WithNamespace(cfg.Namespace))
+	if err != nil {
+		return fail(err)
 	}
-	closers = append(closers, func() { w.mu.Close() })
-	if w.ln, err = net.Listen("tcp", cfg.Listen); err != nil {
-		return nil, err
+	w.elec = elec
+	undo = append(undo, func() { elec.Close() })
+	mu, err := lock.NewMutex(cfg.Client, cfg.Service, lock.WithTTL(cfg.TTL), lock.WithNamespace(cfg.Namespace))
+	if err != nil {
+		return fail(err)
 	}
+	w.mu = mu
+	undo = append(undo, func() { mu.Close() })
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fail(err)
+	}
+	w.ln = ln
 	w.srv = &http.Server{Handler: w.routes(), ReadHeaderTimeout: 10 * time.Second}
-	go func() { w.served <- w.srv.Serve(w.ln) }()
-	closers = append(closers, func() { w.srv.Close(); <-w.served })
+	go func() { w.served <- w.srv.Serve(ln) }()
+	undo = append(undo, func() { w.srv.Close(); <-w.served })
 
 	inst := roster.Instance{
 		Service:  cfg.Service,
 		ID:       cfg.ID,
-		Addr:     w.ln.Addr().String(),
+		Addr:     ln.Addr().String(),
 		Metadata: map[string]string{"version": "1", "pid": strconv.Itoa(os.Getpid())},
 	}
-	if err = w.reg.Register(ctx, inst); err != nil {
-		return nil, fmt.Errorf("register %s/%s: %w", cfg.Service, cfg.ID, err)
+	if err := reg.Register(ctx, inst); err != nil {
+		return fail(fmt.Errorf("register %s/%s: %w", cfg.Service, cfg.ID, err))
 	}
 	runCtx, stop := context.WithCancel(context.Background())
 	w.stopRun = stop
@@ -145,7 +154,7 @@ func (w *Worker) campaign(ctx context.Context) {
 	defer close(w.runDone)
 	err := w.elec.Run(ctx, w.cfg.ID, w.lead,
 		election.OnStartedLeading(func(l *election.Leadership) {
-			w.cfg.Log.Info("leading", "election", w.elec.Prefix(), "token", l.Rev())
+			w.cfg.Log.Info("leading", "election", w.elec.Prefix(), "token", l.Token())
 		}),
 		election.OnStoppedLeading(func(err error) {
 			w.cfg.Log.Info("stopped leading", "reason", err)
@@ -179,6 +188,6 @@ func (w *Worker) Shutdown(ctx context.Context) error {
 	}
 	w.stopRun() // Run resigns before it returns
 	<-w.runDone
-	errs = append(errs, w.elec.Close(), w.mu.Close(), w.reg.Close(ctx))
+	errs = append(errs, w.elec.Close(), w.mu.Close(), w.reg.Shutdown(ctx))
 	return errors.Join(errs...)
 }
