@@ -178,13 +178,17 @@ func (m *maintainer) coordinatedDefrag(reason string) (string, error) {
 	self := m.s.ID()
 	lead := states[0].st.Leader
 	if lead == self {
-		if name, ok := m.followerDue(states); ok {
-			if m.leaderWaitSince.IsZero() {
-				m.leaderWaitSince = time.Now()
-			}
-			if time.Since(m.leaderWaitSince) < m.leaderPatience() {
-				return fmt.Sprintf("leader: follower %s defragments first", name), nil
-			}
+		// Followers see their free pages a commit or two later than the
+		// leader may: it gives them a moment before judging none is due.
+		if m.leaderWaitSince.IsZero() {
+			m.leaderWaitSince = time.Now()
+		}
+		waited := time.Since(m.leaderWaitSince)
+		if waited < max(time.Second, 3*m.cfg.defrag.CheckInterval) {
+			return "leader: followers go first", nil
+		}
+		if name, ok := m.followerDue(states); ok && waited < m.leaderPatience() {
+			return fmt.Sprintf("leader: follower %s defragments first", name), nil
 		}
 	}
 

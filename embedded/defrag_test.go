@@ -17,9 +17,10 @@ import (
 )
 
 // fragment writes about n bytes in 256 KiB values, deletes them and
-// compacts, leaving that much of every member's file free. bolt counts the
-// pages a compaction freed once the next write commits: one follows.
-func fragment(t testing.TB, ctx context.Context, cli *clientv3.Client, n int) {
+// compacts, leaving that much of the members' files free. bolt counts the
+// pages a compaction freed only once later writes commit: small writes
+// follow until every running member of ms counts them.
+func fragment(t testing.TB, ctx context.Context, cli *clientv3.Client, n int, ms ...*embeddedtest.Member) {
 	t.Helper()
 	val := strings.Repeat("f", 256<<10)
 	for i := range n / len(val) {
@@ -29,7 +30,21 @@ func fragment(t testing.TB, ctx context.Context, cli *clientv3.Client, n int) {
 	require.NoError(t, err)
 	_, err = cli.Compact(ctx, del.Header.Revision, clientv3.WithCompactPhysical())
 	require.NoError(t, err)
-	put(t, ctx, cli, "/fragmented", "")
+	require.Eventually(t, func() bool {
+		put(t, ctx, cli, "/fragmented", "")
+		for _, m := range ms {
+			s := m.Server()
+			select {
+			case <-s.Done():
+				continue
+			default:
+			}
+			if st := s.Status(); st.DBSize-st.DBSizeInUse < int64(n/2) && st.Defrag.Start.IsZero() {
+				return false
+			}
+		}
+		return true
+	}, 30*time.Second, 20*time.Millisecond, "the members count the free pages")
 }
 
 // testPolicy looks often and calls 4 MiB of free pages worth a
@@ -43,7 +58,7 @@ func TestDefragSingleMember(t *testing.T) {
 	ctx := ctxT(t, 60*time.Second)
 	cli := m.Client()
 	put(t, ctx, cli, "kept", "1")
-	fragment(t, ctx, cli, 8<<20)
+	fragment(t, ctx, cli, 8<<20, m)
 	require.Eventually(t, func() bool { return m.Server().Status().Defrag.Count == 1 }, 30*time.Second, 10*time.Millisecond)
 
 	st := m.Server().Status()
@@ -104,7 +119,7 @@ func TestDefragCluster(t *testing.T) {
 			}
 		}
 	})
-	fragment(t, ctx, cli, 12<<20)
+	fragment(t, ctx, cli, 12<<20, c.Members...)
 	mu.Lock()
 	last, longest = time.Now(), 0 // from here on the policy acts
 	mu.Unlock()
@@ -178,7 +193,7 @@ func TestDefragCluster(t *testing.T) {
 			up = append(up, m)
 		}
 	}
-	fragment(t, ctx, cli, 12<<20)
+	fragment(t, ctx, cli, 12<<20, c.Members...)
 	for _, m := range up {
 		require.Eventually(t, func() bool {
 			return strings.Contains(m.Server().Status().Defrag.Waiting, "does not answer")

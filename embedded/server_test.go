@@ -385,3 +385,22 @@ func (h *recordingHandler) dump() string {
 	}
 	return b.String()
 }
+
+// attrs are the values of key in the records with message msg, in order.
+func (h *recordingHandler) attrs(msg, key string) []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var out []string
+	for _, r := range h.records {
+		if r.Message != msg {
+			continue
+		}
+		r.Attrs(func(a slog.Attr) bool {
+			if a.Key == key {
+				out = append(out, a.Value.String())
+			}
+			return true
+		})
+	}
+	return out
+}
