@@ -19,10 +19,11 @@ import (
 // goroutine (the package's leak check), no key, no lease.
 func TestBlockingCallsFailInBound(t *testing.T) {
 	const ttl, wait, progress = 4 * time.Second, 500 * time.Millisecond, 200 * time.Millisecond
-	m := etcdtest.Start(t)
-	observer := m.Client()
 	for _, o := range recipetest.Outages {
 		t.Run(o.Name, func(t *testing.T) {
+			t.Parallel()
+			m := etcdtest.Start(t)
+			observer := m.Client()
 			name := "outage-" + map[string]string{"black hole": "hole", "reset": "reset", "member stopped": "stopped"}[o.Name]
 			proxy := etcdtest.NewProxy(t, m.Endpoints()[0])
 			cli := etcdtest.NewClient(t, proxy.Endpoint())
@@ -66,6 +67,9 @@ func TestBlockingCallsFailInBound(t *testing.T) {
 		})
 	}
 	t.Run("client closed", func(t *testing.T) {
+		t.Parallel()
+		m := etcdtest.Start(t)
+		observer := m.Client()
 		cli := etcdtest.NewClient(t, m.Endpoints()...)
 		e, err := election.New(cli, "closed-client", election.WithTTL(ttl))
 		require.NoError(t, err)

@@ -22,10 +22,11 @@ import (
 func TestBlockingCallsFailInBound(t *testing.T) {
 	const ttl = 2 * time.Second
 	const wait = 500 * time.Millisecond
-	m := etcdtest.Start(t)
-	observer := m.Client()
 	for _, o := range recipetest.Outages {
 		t.Run(o.Name, func(t *testing.T) {
+			t.Parallel()
+			m := etcdtest.Start(t)
+			observer := m.Client()
 			proxy := etcdtest.NewProxy(t, m.Endpoints()[0])
 			cli := etcdtest.NewClient(t, proxy.Endpoint())
 			mgr, err := session.NewManager(cli, session.WithTTL(ttl))
@@ -66,6 +67,9 @@ func TestBlockingCallsFailInBound(t *testing.T) {
 		})
 	}
 	t.Run("client closed", func(t *testing.T) {
+		t.Parallel()
+		m := etcdtest.Start(t)
+		observer := m.Client()
 		cli := etcdtest.NewClient(t, m.Endpoints()...)
 		live, err := session.New(testCtx(t), cli, session.WithTTL(ttl))
 		require.NoError(t, err)

@@ -5,10 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
+	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/grpc/codes"
@@ -105,37 +108,47 @@ func New(ctx context.Context, cli *clientv3.Client, opts ...Option) (*Session, e
 	return s, nil
 }
 
-// grant obtains the lease. Each attempt is dated from its own send time; a
-// Grant slow to answer (sent while etcd had no leader, say) may leave a
-// deadline close or past, and the lease is then renewed at once, so that a
-// new session never starts out presumed lost.
+// grant obtains the lease. Every attempt asks for one lease ID of our
+// choosing, so attempts sent again while unanswered (see revoke) grant one
+// lease at most, and one whose answer was lost is known. Its deadline is
+// dated from the first attempt's send time, the earliest etcd can have
+// granted it; a grant slow to answer (sent while etcd had no leader, say)
+// may leave it close or past, and the lease is then renewed at once, so that
+// a new session never starts out presumed lost.
 func (s *Session) grant(ctx context.Context) error {
+	s.id = clientv3.LeaseID(rand.Int64N(math.MaxInt64-1) + 1)
+	req := &pb.LeaseGrantRequest{ID: int64(s.id), TTL: int64(s.opts.ttl / time.Second)}
+	leases := clientv3.RetryLeaseClient(s.cli)
+	first := time.Now()
 	type granted struct {
-		sent time.Time
-		resp *clientv3.LeaseGrantResponse
+		sent time.Time // of the attempt etcd applied, or of the first
+		ttl  int64
 	}
 	g, err := backoff.Hedge(ctx, backoff.Backoff{Min: retryMin, Max: retryMax}, maxInFlight,
 		func(ctx context.Context) (granted, error) {
 			ctx, cancel := context.WithTimeout(clientv3.WithRequireLeader(ctx), attemptTimeout)
 			defer cancel()
 			sent := time.Now()
-			resp, err := s.cli.Grant(ctx, int64(s.opts.ttl/time.Second))
-			return granted{sent, resp}, err
+			resp, err := leases.LeaseGrant(ctx, req)
+			switch {
+			case err == nil:
+				return granted{sent, resp.TTL}, nil
+			case errors.Is(rpctypes.Error(err), rpctypes.ErrLeaseExist):
+				// An earlier attempt was applied and its answer is late or
+				// lost. (Another holder of a random 63-bit ID is not a risk
+				// worth a round trip.)
+				return granted{first, req.TTL}, nil
+			}
+			return granted{}, err
 		},
-		func(_ granted, err error) bool { return err == nil || final(err) || s.cli.Ctx().Err() != nil },
-		func(g granted) { // a second lease granted in the race: give it back
-			rctx, cancel := context.WithTimeout(context.Background(), attemptTimeout)
-			defer cancel()
-			_, _ = s.cli.Revoke(rctx, g.resp.ID)
-		})
+		func(_ granted, err error) bool { return err == nil || final(err) || s.cli.Ctx().Err() != nil }, nil)
 	if err != nil {
 		if cause := context.Cause(ctx); cause != nil && !errors.Is(err, cause) {
-			return fmt.Errorf("session: grant lease: %w (last attempt: %w)", cause, err)
+			return fmt.Errorf("session: grant lease: %w (last attempt: %w)", cause, rpctypes.Error(err))
 		}
-		return fmt.Errorf("session: grant lease: %w", err)
+		return fmt.Errorf("session: grant lease: %w", rpctypes.Error(err))
 	}
-	s.id = g.resp.ID
-	s.extend(g.sent, g.resp.TTL)
+	s.extend(g.sent, g.ttl)
 	if time.Until(s.Deadline()) >= s.opts.interval {
 		return nil
 	}

@@ -26,11 +26,24 @@ var Outages = []Outage{
 	{"member stopped", func(t *testing.T, _ *etcdtest.Proxy, m *etcdtest.Member) func() { m.Stop(); return m.Restart }},
 }
 
+// Slack is how much later than its context's deadline a call may return: a
+// second for scheduling, plus the 2 s an acquisition whose put may have
+// landed takes to withdraw its key.
+const (
+	Slack         = time.Second
+	WithdrawSlack = Slack + 2*time.Second
+)
+
 // Bounded runs call with a context that ends after d and fails t unless it
-// returns an error within d plus slack. It returns the error.
+// returns an error within d plus Slack. It returns the error.
 func Bounded(t *testing.T, what string, d time.Duration, call func(ctx context.Context) error) error {
 	t.Helper()
-	const slack = time.Second
+	return BoundedWithin(t, what, d, Slack, call)
+}
+
+// BoundedWithin is Bounded with a slack of one's own.
+func BoundedWithin(t *testing.T, what string, d, slack time.Duration, call func(ctx context.Context) error) error {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
 	start := time.Now()
