@@ -32,9 +32,15 @@ func TestOptionsZeroRule(t *testing.T) {
 	require.NoError(t, err)
 	defer mgr.Close()
 	kinds := map[string]func(opts ...lock.Option) (interface{ Close() error }, error){
-		"mutex":     func(opts ...lock.Option) (interface{ Close() error }, error) { return lock.NewMutex(cli, "zero", opts...) },
-		"semaphore": func(opts ...lock.Option) (interface{ Close() error }, error) { return lock.NewSemaphore(cli, "zero", 2, opts...) },
-		"rwmutex":   func(opts ...lock.Option) (interface{ Close() error }, error) { return lock.NewRWMutex(cli, "zero", opts...) },
+		"mutex": func(opts ...lock.Option) (interface{ Close() error }, error) {
+			return lock.NewMutex(cli, "zero", opts...)
+		},
+		"semaphore": func(opts ...lock.Option) (interface{ Close() error }, error) {
+			return lock.NewSemaphore(cli, "zero", 2, opts...)
+		},
+		"rwmutex": func(opts ...lock.Option) (interface{ Close() error }, error) {
+			return lock.NewRWMutex(cli, "zero", opts...)
+		},
 	}
 	for _, tc := range []struct {
 		name    string
@@ -108,8 +114,7 @@ func TestNilInputsAndCallsAfterClose(t *testing.T) {
 		require.ErrorIs(t, err, lock.ErrClosed, name)
 		require.ErrorIs(t, err, roster.ErrClosed, name)
 		require.NotErrorIs(t, err, roster.ErrLost, name)
-		//lint:ignore SA1012 a nil context must not panic either
-		_, err = call(nil)
+		_, err = call(nil) // a nil context must not panic either
 		require.ErrorIs(t, err, lock.ErrClosed, name)
 	}
 	require.ErrorIs(t, mu.Unlock(ctx), lock.ErrNotHeld)
