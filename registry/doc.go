@@ -50,6 +50,24 @@
 // keys while restoring reports it (EventError, Status) and waits for the
 // key to be freed rather than fight over it.
 //
+// # Operator drain
+//
+// An operator (a CLI, a script, etcdctl) takes an instance out of rotation
+// from outside, without logging into its host, by writing the key
+//
+//	<namespace>/drain/<service>/<id>   value: the reason, free text
+//
+// with RequestDrain, and brings it back with CancelDrain; DrainRequests
+// lists them. The registrar holding the instance watches its services'
+// drain keys and writes the instance roster.StatusDraining itself, so it
+// stays the only writer of the instance's key; then it tells its
+// application with EventDrainRequested (EventUndrainRequested once
+// cancelled), so that it can finish its work and shut down. The request
+// has no lease: it outlives the registrar, and a registrar started again
+// registers the instance draining from its first write. Cancelling it gives
+// the instance back the status its application gave it: an application's
+// own Drain is not undone.
+//
 // # Observing
 //
 // Status says whether every instance is in place under a live lease, why

@@ -34,6 +34,16 @@ type entry struct {
 	// write that got no reply: the key may exist under it, and is deleted.
 	zombie clientv3.LeaseID
 
+	// drain is set while an operator asks for the instance to be drained,
+	// for reason; inst keeps the status the application gave it, val has
+	// the one written. dirty says val changed since it was last written.
+	// notify says the application is still to be told of a change of
+	// drain, once it is written.
+	drain  bool
+	reason string
+	dirty  bool
+	notify bool
+
 	// lease is the lease the value is known to be written under, 0 if the
 	// key is known to be gone or taken; rev is the revision of our last
 	// write, so that watch events older than it are ignored.
@@ -84,13 +94,24 @@ func (e *entry) inPlace(lease clientv3.LeaseID) bool {
 }
 
 // stale reports whether the recovery loop should write the entry under
-// lease: it is not in place, and it is not waiting for another owner to
-// free the key (which the watch reports) unless lease is new since.
+// lease: it is not in place or its value changed, and it is not waiting for
+// another owner to free the key (which the watch reports) unless lease is
+// new since.
 func (e *entry) stale(lease clientv3.LeaseID) bool {
-	if e.removed || e.inPlace(lease) {
+	if e.removed || (e.inPlace(lease) && !e.dirty) {
 		return false
 	}
 	return e.conflict == nil || e.conflictLease != lease
+}
+
+// effective is the instance as written: as the application gave it, but
+// draining while an operator asks for it.
+func (e *entry) effective() roster.Instance {
+	inst := e.inst
+	if e.drain {
+		inst.Status = roster.StatusDraining
+	}
+	return inst
 }
 
 // lookup returns the entry of key, creating it if create is set and there
@@ -111,6 +132,12 @@ func (r *Registrar) lookup(key, service, id string, create bool) (e *entry, fres
 	e.lock <- struct{}{}
 	r.entries[key] = e
 	r.services[service]++
+	r.watchLocked(service, 0)
+	if d := r.drains[service]; d == nil {
+		r.followDrainsLocked(service)
+	} else {
+		e.reason, e.drain = d.ids[id], hasKey(d.ids, id)
+	}
 	return e, true, nil
 }
 
@@ -127,11 +154,21 @@ func (r *Registrar) dropLocked(e *entry) {
 	}
 	if r.services[e.service]--; r.services[e.service] <= 0 {
 		delete(r.services, e.service)
-		if stop := r.watches[e.service]; stop != nil {
-			stop()
+		if w := r.watches[e.service]; w != nil {
+			w.stop()
 			delete(r.watches, e.service)
 		}
+		if d := r.drains[e.service]; d != nil && !r.closed {
+			// Not here when closed: Close stops every follower itself.
+			delete(r.drains, e.service)
+			r.wg.Go(d.f.Stop)
+		}
 	}
+}
+
+func hasKey(m map[string]string, k string) bool {
+	_, ok := m[k]
+	return ok
 }
 
 // wroteLocked records that e's value was written under lease at rev.

@@ -130,3 +130,35 @@ func ExampleRegistrar_Events() {
 	// lost  true
 	// restored  false
 }
+
+// An operator takes an instance out of rotation from outside, as a CLI
+// does: its registrar writes it draining, then tells its application, which
+// finishes its work and leaves. The request stays until CancelDrain, even
+// across restarts.
+func ExampleRequestDrain() {
+	ctx := context.Background()
+	cli, stop := connect()
+	defer stop()
+	reg, _ := registry.New(cli)
+	defer reg.Close()
+	events := reg.Events(ctx)
+	_ = reg.Register(ctx, roster.Instance{Service: "users", ID: "pod-7", Addr: "10.0.0.7:8080"})
+
+	// The operator, from anywhere:
+	if err := registry.RequestDrain(ctx, cli, "users", "pod-7", "kernel upgrade"); err != nil {
+		log.Fatal(err)
+	}
+
+	// The application:
+	for ev := range events {
+		if ev.Kind == registry.EventDrainRequested {
+			fmt.Println(ev.Service, ev.ID, ev.Reason)
+			break // ... finish in-flight work, then reg.Shutdown(ctx)
+		}
+	}
+	resp, _ := cli.Get(ctx, "/roster/services/users/pod-7")
+	fmt.Printf("%s\n", resp.Kvs[0].Value)
+	// Output:
+	// users pod-7 kernel upgrade
+	// {"v":1,"addr":"10.0.0.7:8080","status":"draining"}
+}

@@ -72,6 +72,20 @@ func (r *Registrar) put(ctx context.Context, e *entry, next func(*entry) (roster
 		}
 		val = string(b)
 	}
+	r.mu.Lock()
+	first := !e.registered
+	r.mu.Unlock()
+	if first {
+		// The first write waits for what must see it: the operator's drain
+		// requests, and the watch of the service's keys.
+		r.start()
+		if err := r.drainsSynced(ctx, e.service); err != nil {
+			return err
+		}
+		if err := r.watchCreated(ctx, e.service); err != nil {
+			return err
+		}
+	}
 	for {
 		s, err := r.liveSession(ctx)
 		if err != nil {
@@ -79,7 +93,15 @@ func (r *Registrar) put(ctx context.Context, e *entry, next func(*entry) (roster
 		}
 		lease := s.Lease()
 		r.mu.Lock()
-		unchanged := e.registered && e.val == val && e.inPlace(lease)
+		drained, wval := e.drain, val
+		if drained {
+			draining := inst
+			draining.Status = roster.StatusDraining
+			if b, err := roster.EncodeInstance(draining); err == nil {
+				wval = string(b)
+			}
+		}
+		unchanged := e.registered && e.val == wval && !e.dirty && e.inPlace(lease)
 		if unchanged {
 			inst.Metadata = maps.Clone(inst.Metadata)
 			e.inst = inst
@@ -89,7 +111,7 @@ func (r *Registrar) put(ctx context.Context, e *entry, next func(*entry) (roster
 			return nil
 		}
 		octx, cancel := opContext(ctx, s)
-		res, err := writeAll(octx, r.cli, []write{{key: e.key, val: val}}, lease, r.owns)
+		res, err := writeAll(octx, r.cli, []write{{key: e.key, val: wval}}, lease, r.owns)
 		cancel()
 		if err != nil {
 			if r.sessionEnded(ctx, s, err) {
@@ -112,16 +134,20 @@ func (r *Registrar) put(ctx context.Context, e *entry, next func(*entry) (roster
 		}
 		first := !e.registered
 		inst.Metadata = maps.Clone(inst.Metadata) // the caller may reuse its map
-		e.inst, e.val, e.registered, e.zombie = inst, val, true, 0
+		e.inst, e.val, e.registered, e.zombie, e.dirty = inst, wval, true, 0, false
 		r.wroteLocked(e, lease, res[0].rev)
 		if first {
 			r.count++
-			r.watchLocked(e.service, res[0].rev)
+			r.emit(Event{Kind: EventRegistered, Service: e.service, ID: e.id, Lease: lease})
+			e.notify = e.drain
+		}
+		if e.drain != drained { // an operator's request came meanwhile
+			r.revalueLocked(e)
+		}
+		if !e.dirty {
+			r.toldLocked(e)
 		}
 		r.mu.Unlock()
-		if first {
-			r.emit(Event{Kind: EventRegistered, Service: e.service, ID: e.id, Lease: lease})
-		}
 		return nil
 	}
 }
@@ -149,10 +175,7 @@ func (r *Registrar) liveSession(ctx context.Context) (*session.Session, error) {
 			return nil, ErrClosed
 		}
 		s, changed, herr := r.sess, r.changed, r.health.err
-		if !r.started {
-			r.started = true
-			close(r.wake)
-		}
+		r.startLocked()
 		r.mu.Unlock()
 		if s != nil && s.Err() == nil {
 			return s, nil
@@ -167,6 +190,20 @@ func (r *Registrar) liveSession(ctx context.Context) (*session.Session, error) {
 			}
 			return nil, fmt.Errorf("registry: no live lease: %w", ctx.Err())
 		}
+	}
+}
+
+// start wakes the run loop: a lease is needed.
+func (r *Registrar) start() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.startLocked()
+}
+
+func (r *Registrar) startLocked() {
+	if !r.started {
+		r.started = true
+		close(r.wake)
 	}
 }
 

@@ -279,6 +279,11 @@ func (r *Registrar) rewrite(s *session.Session, part []*entry) (int64, error) {
 			continue
 		}
 		r.wroteLocked(e, lease, res[i].rev)
+		if e.val == ws[i].val {
+			e.dirty = false
+			r.toldLocked(e)
+		} // else changed while written: written again next
+
 		if from == 0 || res[i].rev < from {
 			from = res[i].rev
 		}

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"log/slog"
 	"maps"
 	"slices"
 	"sync"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/rosterkit/roster"
 	"github.com/rosterkit/roster/internal/keys"
+	"github.com/rosterkit/roster/internal/obs"
 	"github.com/rosterkit/roster/internal/stream"
 	"github.com/rosterkit/roster/session"
 )
@@ -24,6 +26,7 @@ type Registrar struct {
 	cli  *clientv3.Client
 	opts options
 	ev   *stream.Stream[Event]
+	log  *slog.Logger
 
 	ctx      context.Context // cancelled by Close: stops run and the watches
 	cancel   context.CancelFunc
@@ -36,13 +39,14 @@ type Registrar struct {
 	closed   bool
 	started  bool
 	entries  map[string]*entry
-	count    int                           // registered entries
-	services map[string]int                // entries per service
-	watches  map[string]context.CancelFunc // one watch per service
-	sess     *session.Session              // current lease; nil before the first
-	changed  chan struct{}                 // closed when sess is replaced
-	old      []*session.Session            // ended sessions not yet closed
-	owned    map[clientv3.LeaseID]bool     // leases of ours that may still exist
+	count    int                       // registered entries
+	services map[string]int            // entries per service
+	watches  map[string]*serviceWatch  // one watch per service
+	drains   map[string]*drains        // operators' requests, per service
+	sess     *session.Session          // current lease; nil before the first
+	changed  chan struct{}             // closed when sess is replaced
+	old      []*session.Session        // ended sessions not yet closed
+	owned    map[clientv3.LeaseID]bool // leases of ours that may still exist
 	health   health
 	seen     int64 // highest revision seen from etcd, to tell when it went backwards
 
@@ -74,7 +78,9 @@ func New(cli *clientv3.Client, opts ...Option) (*Registrar, error) {
 		kick:     make(chan struct{}, 1),
 		entries:  make(map[string]*entry),
 		services: make(map[string]int),
-		watches:  make(map[string]context.CancelFunc),
+		watches:  make(map[string]*serviceWatch),
+		drains:   make(map[string]*drains),
+		log:      obs.Logger(o.logger),
 		changed:  make(chan struct{}),
 		owned:    make(map[clientv3.LeaseID]bool),
 		health:   health{ok: true, since: time.Now()},
@@ -172,14 +178,14 @@ func (r *Registrar) Deregister(ctx context.Context, service, id string) error {
 }
 
 // Instances returns the instances this registrar keeps registered, sorted
-// by service and ID, as they are written.
+// by service and ID, as they are written (draining while an operator asks).
 func (r *Registrar) Instances() []roster.Instance {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	out := make([]roster.Instance, 0, r.count)
 	for _, e := range r.entries {
 		if e.registered {
-			inst := e.inst
+			inst := e.effective()
 			inst.Metadata = maps.Clone(inst.Metadata)
 			out = append(out, inst)
 		}
@@ -224,8 +230,12 @@ func (r *Registrar) shutdown(ctx context.Context) error {
 	defer cancel()
 	r.mu.Lock()
 	r.closed = true
+	followers := slices.Collect(maps.Values(r.drains))
 	r.mu.Unlock()
 	r.cancel()
+	for _, d := range followers {
+		d.f.Stop()
+	}
 	r.wg.Wait()
 	err := r.revokeAll(ctx)
 	r.mu.Lock()

@@ -21,16 +21,48 @@ import (
 // the lease to tell "lease gone" from "key gone" and writes back what is
 // missing. Keys of other instances and foreign keys are ignored.
 
-// watchLocked starts watching service from the revision after rev, unless
-// it is watched already. r.mu must be held.
+// A service's watch: stop ends it; created is closed once etcd confirmed
+// it, so that a service's first write waits for a watch that will see
+// every change after it, and sees them at once (a watch from a past
+// revision is caught up by etcd only every 100 ms until it is current).
+type serviceWatch struct {
+	stop    context.CancelFunc
+	created chan struct{}
+}
+
+// watchLocked starts watching service, unless it is watched already: from
+// the revision after rev, or from now if rev is 0. r.mu must be held.
 func (r *Registrar) watchLocked(service string, rev int64) {
 	if r.closed || r.watches[service] != nil {
 		return
 	}
 	ctx, cancel := context.WithCancel(r.ctx)
-	r.watches[service] = cancel
+	w := &serviceWatch{stop: cancel, created: make(chan struct{})}
+	if rev > 0 {
+		close(w.created)
+		rev++
+	}
+	r.watches[service] = w
 	r.wg.Add(1)
-	go r.watch(ctx, service, rev+1)
+	go r.watch(ctx, service, rev, w.created)
+}
+
+// watchCreated waits until service's watch is established.
+func (r *Registrar) watchCreated(ctx context.Context, service string) error {
+	r.mu.Lock()
+	w := r.watches[service]
+	r.mu.Unlock()
+	if w == nil {
+		return nil
+	}
+	select {
+	case <-w.created:
+		return nil
+	case <-r.ctx.Done():
+		return ErrClosed
+	case <-ctx.Done():
+		return fmt.Errorf("registry: watching %s: %w", service, ctx.Err())
+	}
 }
 
 // rewatch restarts every watch at revision from, after a new lease's
@@ -42,7 +74,7 @@ func (r *Registrar) rewatch(from int64) {
 	defer r.mu.Unlock()
 	r.seen = from
 	for _, service := range slices.Collect(maps.Keys(r.watches)) {
-		r.watches[service]()
+		r.watches[service].stop()
 		delete(r.watches, service)
 		r.watchLocked(service, from-1)
 	}
@@ -50,13 +82,14 @@ func (r *Registrar) rewatch(from int64) {
 
 // watch follows one service's prefix until ctx ends, resuming after
 // failures without a gap: from the next revision when the watch broke, and
-// from a fresh read of the prefix when that revision was compacted.
-func (r *Registrar) watch(ctx context.Context, service string, rev int64) {
+// from a fresh read of the prefix when that revision was compacted. rev 0
+// is "from now"; created is closed once the first watch is established.
+func (r *Registrar) watch(ctx context.Context, service string, rev int64, created chan struct{}) {
 	defer r.wg.Done()
 	prefix := keys.ServicePrefix(r.opts.ns, service)
 	bo := r.opts.backoff
 	for {
-		next, err := r.follow(ctx, prefix, rev)
+		next, err := r.follow(ctx, prefix, rev, created)
 		if ctx.Err() != nil || r.cli.Ctx().Err() != nil {
 			return // closed, or the client is: nothing more to read
 		}
@@ -79,16 +112,28 @@ func (r *Registrar) watch(ctx context.Context, service string, rev int64) {
 	}
 }
 
-// follow passes the events of one watch on prefix from rev to observe, and
-// returns the revision to resume from when the watch ends.
-func (r *Registrar) follow(ctx context.Context, prefix string, rev int64) (int64, error) {
+// follow passes the events of one watch on prefix from rev (0: from now,
+// closing created once established) to observe, and returns the revision
+// to resume from when the watch ends.
+func (r *Registrar) follow(ctx context.Context, prefix string, rev int64, created chan struct{}) (int64, error) {
 	// A member cut off from its cluster would keep the watch open but
 	// silent; requiring a leader makes it fail instead.
 	ctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
 	defer cancel()
-	for resp := range r.cli.Watch(ctx, prefix, clientv3.WithPrefix(), clientv3.WithRev(rev)) {
+	opts := []clientv3.OpOption{clientv3.WithPrefix(), clientv3.WithRev(rev)}
+	if rev == 0 {
+		opts = append(opts, clientv3.WithCreatedNotify())
+	}
+	for resp := range r.cli.Watch(ctx, prefix, opts...) {
 		if err := resp.Err(); err != nil {
 			return rev, err
+		}
+		if resp.Created {
+			if rev == 0 {
+				rev = resp.Header.Revision + 1
+				close(created)
+			}
+			continue
 		}
 		for _, ev := range resp.Events {
 			r.observe(ev)
