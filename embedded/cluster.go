@@ -221,15 +221,30 @@ func (s *Server) Leave(ctx context.Context) error {
 		return fmt.Errorf("embedded: leave: %w", err)
 	}
 	defer cli.Close()
-	err = whenSafe(ctx, func() error {
-		_, err := cli.MemberRemove(ctx, s.ID())
-		return err
-	})
-	if err != nil {
-		return fmt.Errorf("embedded: leave: member remove: %w", err)
+	if err := RemoveMember(ctx, cli, s.ID()); err != nil {
+		return fmt.Errorf("embedded: leave: %w", err)
 	}
 	s.maint.log.Info("left the cluster", s.maint.self(), slog.Int(KeyMembers, len(s.Members())-1))
 	return s.Close()
+}
+
+// RemoveMember removes the member of the given ID from the cluster cli talks
+// to, as "etcdctl member remove" does, waiting (bounded by ctx) while etcd
+// refuses the change as unsafe for the quorum. The removed member stops
+// itself once it learns of it. Leave is the same for a member of this
+// process.
+func RemoveMember(ctx context.Context, cli *clientv3.Client, id uint64) error {
+	if cli == nil {
+		return fmt.Errorf("embedded: remove member: %w", roster.ErrNilClient)
+	}
+	err := whenSafe(ctx, func() error {
+		_, err := cli.MemberRemove(ctx, id)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("embedded: remove member %s: %w", hexID(id), err)
+	}
+	return nil
 }
 
 // whenSafe runs a membership change, trying again while etcd refuses it as
