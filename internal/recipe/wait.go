@@ -8,7 +8,10 @@ import (
 	"time"
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/rosterkit/roster/internal/backoff"
 	"github.com/rosterkit/roster/session"
@@ -94,6 +97,13 @@ func (q Queue) wait(ctx context.Context, s *session.Session, e Entry, r Rule) (i
 		switch {
 		case errors.Is(err, ErrKeyDeleted):
 			return 0, keyLost(ctx, s)
+		case errors.Is(err, errWatch) && ctx.Err() == nil:
+			// A failed watch or read (a reset connection, a member
+			// without a leader) ends no wait: ctx and the session do.
+			if err = backoff.Sleep(ctx, bo.Next()); err == nil {
+				st, err = q.check(ctx, e, r)
+			}
+			continue
 		case err != nil:
 			return 0, err
 		case len(st.blockers) == 0:
@@ -104,12 +114,9 @@ func (q Queue) wait(ctx context.Context, s *session.Session, e Entry, r Rule) (i
 		switch {
 		case errors.Is(err, errResync):
 			st, err = next, nil
-		case errors.Is(err, errWatch):
-			if err = backoff.Sleep(ctx, bo.Next()); err == nil {
-				st, err = q.check(ctx, e, r)
-			}
-		default:
+		case err == nil:
 			st = next
+			bo.Reset()
 		}
 	}
 }
@@ -188,6 +195,9 @@ func (q Queue) check(ctx context.Context, e Entry, r Rule) (state, error) {
 	}
 	resp, err := q.Client.Txn(ctx).Then(clientv3.OpGet(e.Key), clientv3.OpGet(q.Prefix, opts...)).Commit()
 	if err != nil {
+		if transient(err) {
+			return state{}, fmt.Errorf("%w: read queue %s: %w", errWatch, q.Prefix, err)
+		}
 		return state{}, fmt.Errorf("read queue %s: %w", q.Prefix, err)
 	}
 	own := resp.Responses[0].GetResponseRange().GetKvs()
@@ -216,6 +226,12 @@ func keyLost(ctx context.Context, s *session.Session) error {
 		return fmt.Errorf("%w: %w", ErrKeyDeleted, err)
 	}
 	return ErrKeyDeleted
+}
+
+// transient says a request failed for a reason that may pass: the
+// connection, or etcd's leader.
+func transient(err error) bool {
+	return status.Code(rpctypes.Error(err)) == codes.Unavailable
 }
 
 func sameKeys(a, b []*mvccpb.KeyValue) bool {

@@ -1,0 +1,52 @@
+package lock_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/rosterkit/roster"
+	"github.com/rosterkit/roster/internal/etcdtest"
+	"github.com/rosterkit/roster/internal/recipe/recipetest"
+	"github.com/rosterkit/roster/lock"
+)
+
+// A waiter cut off from etcd (by a reset or a black hole) while it waits
+// its turn gives up when its session is presumed lost, never believing it
+// holds, and its key is gone once etcd answers again: the holder and the
+// next waiter are not blocked by it.
+func TestWaiterCutOffWhileWaiting(t *testing.T) {
+	const ttl = 2 * time.Second
+	for _, o := range recipetest.Outages[:2] {
+		t.Run(o.Name, func(t *testing.T) {
+			t.Parallel()
+			m := etcdtest.Start(t)
+			direct := m.Client()
+			ctx := testCtx(t)
+			holder := newMutex(t, direct, "wait", lock.WithTTL(ttl))
+			h, err := holder.Lock(ctx)
+			require.NoError(t, err)
+			proxy := etcdtest.NewProxy(t, m.Endpoints()[0])
+			waiter := newMutex(t, etcdtest.NewClient(t, proxy.Endpoint()), "wait", lock.WithTTL(ttl))
+			res := async(ctx, waiter.Lock)
+			waitKeys(t, direct, holder.Prefix(), 2)
+
+			mend := o.Start(t, proxy, m)
+			r := receive(t, res, ttl+time.Second)
+			require.Error(t, r.err, "the waiter gives up, at its session's deadline at the latest")
+			require.ErrorIs(t, r.err, roster.ErrLost)
+			mend()
+			waitKeys(t, direct, holder.Prefix(), 1)
+			require.NoError(t, h.Err(), "the holder was never disturbed")
+			next := newMutex(t, direct, "wait", lock.WithTTL(ttl))
+			nres := async(ctx, next.Lock)
+			require.NoError(t, h.Release(ctx))
+			n := receive(t, nres, 5*time.Second)
+			require.NoError(t, n.err)
+			require.NoError(t, n.h.Release(ctx))
+			recipetest.RequireNoKeys(t, direct, holder.Prefix(), ttl)
+		})
+	}
+}
+
