@@ -49,4 +49,3 @@ func TestWaiterCutOffWhileWaiting(t *testing.T) {
 		})
 	}
 }
-
