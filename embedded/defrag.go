@@ -7,6 +7,7 @@ import (
 	"slices"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/mvccpb"
 	"go.etcd.io/etcd/client/pkg/v3/types"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/concurrency"
@@ -177,6 +178,12 @@ func (m *maintainer) coordinatedDefrag(reason string) (string, error) {
 	}
 	self := m.s.ID()
 	lead := states[0].st.Leader
+	if lead != self {
+		m.leaderWaitSince = time.Time{}
+	}
+	if holder, ok := lockHolder(ctx, cli); ok {
+		return holder + " is defragmenting", nil
+	}
 	if lead == self {
 		// Followers see their free pages a commit or two later than the
 		// leader may: it gives them a moment before judging none is due.
@@ -221,11 +228,7 @@ func (m *maintainer) coordinatedDefrag(reason string) (string, error) {
 		return "cannot take the defragmentation lock: " + err.Error(), nil
 	}
 	if !resp.Succeeded {
-		holder := "another member"
-		if kvs := resp.Responses[0].GetResponseRange().Kvs; len(kvs) > 0 {
-			holder = "member " + string(kvs[0].Value)
-		}
-		return holder + " is defragmenting", nil
+		return holderOf(resp.Responses[0].GetResponseRange().Kvs) + " is defragmenting", nil
 	}
 	asLeader, handedOver := m.s.IsLeader(), false
 	if asLeader && m.expectedDefrag(m.s.etcd.Server.Backend().SizeInUse()) >= m.cfg.handOverAbove {
@@ -258,6 +261,25 @@ func (m *maintainer) expectedDefrag(inUse int64) time.Duration {
 		speed = assumedDefragSpeed
 	}
 	return time.Duration(float64(inUse) / speed * float64(time.Second))
+}
+
+// lockHolder names the member holding the defragmentation lock, if one
+// does: a look before taking a lease for a lock that is busy anyway.
+func lockHolder(ctx context.Context, cli *clientv3.Client) (string, bool) {
+	tctx, cancel := context.WithTimeout(ctx, opTimeout)
+	defer cancel()
+	resp, err := cli.Get(tctx, defragLockKey)
+	if err != nil || len(resp.Kvs) == 0 {
+		return "", false
+	}
+	return holderOf(resp.Kvs), true
+}
+
+func holderOf(kvs []*mvccpb.KeyValue) string {
+	if len(kvs) == 0 {
+		return "another member"
+	}
+	return "member " + string(kvs[0].Value)
 }
 
 // leaderPatience bounds how long a leader lets followers go first: a

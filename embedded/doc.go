@@ -19,8 +19,10 @@
 //
 // WithDataDir keeps the data: a member started again on the same directory
 // recovers every key. WithClientAddr and WithPeerAddr fix the addresses; a
-// port that is taken fails with ErrPortInUse. etcd's logs are discarded
-// unless you pass WithLogger (zap) or WithSlogLogger.
+// port that is taken fails with ErrPortInUse. etcd's logs, and this
+// package's records of state changes (a member joined or left, a
+// defragmentation, a NOSPACE alarm, a snapshot), are discarded unless you
+// pass WithLogger (slog) or WithZapLogger.
 //
 // # A cluster of processes
 //
@@ -49,14 +51,39 @@
 // its data dir rejoins with everything it had. Status, Members, Leader and
 // Healthy (the member serves linearizable reads) tell how it is doing.
 //
+// # Running for months
+//
+// etcd's database file never shrinks by itself, and the backend quota counts
+// the file, free pages included: a member whose keys churn reaches NOSPACE,
+// and then refuses every write, however little it holds. Each member
+// therefore looks after itself (see DefragPolicy and NoSpaceRecovery):
+//
+//   - it defragments when at least 64 MiB (or a sixteenth of the quota) of
+//     its file is unused and either at most half the file holds data or the
+//     file has reached 80% of the quota; only while every member answers,
+//     one member at a time (they take turns through a lease-held key,
+//     /roster/embedded/defrag), the Raft leader last;
+//   - the Raft leader recovers a NOSPACE alarm: it compacts, has every member
+//     defragmented and disarms the alarm, or, when the data itself does not
+//     fit, says so in Healthy, Status and the log and keeps refusing writes
+//     rather than disarming into the next alarm;
+//   - with WithSnapshots it writes a snapshot on a schedule, keeping the
+//     newest few; a failed one is reported, never fatal.
+//
+// Status tells what each did: the last defragmentation's time and sizes, the
+// alarm, the snapshots. WithMeterProvider records the same as OpenTelemetry
+// metrics; WithMetricsAddr serves etcd's own Prometheus metrics on a
+// listener of their own.
+//
 // # Backups
 //
 // Snapshot writes a consistent copy of the data to an io.Writer, in the format
-// "etcdctl snapshot save" writes (a bolt database and its SHA-256). Restore
-// makes a new data dir from such a file, checking the hash; Start a member on
-// it with the same name, data dir and peer address. Restored revisions move
-// one million past the old ones, so a watcher resuming from an old revision is
-// told to re-list instead of silently missing changes.
+// "etcdctl snapshot save" writes (a bolt database and its SHA-256), and checks
+// the hash as it goes. Restore makes a new data dir from such a file, checking
+// the hash; Start a member on it with the same name, data dir and peer
+// address. Restored revisions move one million past the old ones, so a watcher
+// resuming from an old revision is told to re-list instead of silently missing
+// changes.
 //
 // # Security
 //
@@ -68,7 +95,13 @@
 // authentication with a root user on first start; Server.Client logs in as
 // root, clients without credentials are refused.
 //
-// # Defaults worth knowing
+// # Options and defaults
+//
+// Zero values mean the default everywhere: WithQuotaBackendBytes(0) is etcd's
+// quota, DefragPolicy{} the documented thresholds, a nil logger discards, a nil
+// MeterProvider is OpenTelemetry's global one. Negative or out-of-range values
+// are refused by Start with an error wrapping ErrInvalidConfig (and
+// roster.ErrInvalidOption) that names the option.
 //
 // Auto-compaction is on: history older than DefaultCompactionRetention (10
 // minutes) is compacted away, so the database does not grow without bound; a

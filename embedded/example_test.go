@@ -184,3 +184,43 @@ func ExampleWithAuth() {
 	}
 	defer cli.Close()
 }
+
+// A member on a small quota that defragments sooner than the defaults would.
+func ExampleWithDefragPolicy() {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	srv, err := embedded.Start(ctx,
+		embedded.WithQuotaBackendBytes(256<<20),
+		embedded.WithDefragPolicy(embedded.DefragPolicy{MinFreeBytes: 8 << 20, MaxInUseRatio: 0.7}))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer srv.Close()
+
+	st := srv.Status()
+	fmt.Println(st.Quota>>20, "MiB quota,", st.Defrag.Count, "defragmentations so far")
+	// Output: 256 MiB quota, 0 defragmentations so far
+}
+
+// Hourly snapshots of a member's data, the last day's kept. Each file
+// restores with Restore or "etcdutl snapshot restore".
+func ExampleWithSnapshots() {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	srv, err := embedded.Start(ctx,
+		embedded.WithDataDir("/var/lib/app/etcd"),
+		embedded.WithSnapshots(embedded.SnapshotSchedule{Dir: "/var/backups/app", Interval: time.Hour, Keep: 24}))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer srv.Close()
+
+	// Later: how the last one went.
+	if st := srv.Status().Snapshots; st.Err != nil {
+		fmt.Println("last snapshot failed:", st.Err)
+	}
+}

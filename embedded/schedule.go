@@ -18,7 +18,8 @@ const (
 )
 
 // SnapshotSchedule has a member write a snapshot of its data to Dir every
-// Interval, keeping the newest Keep of them. Each file, named
+// Interval (the first one an Interval after Start), keeping the newest Keep
+// of them. Each file, named
 // "<member name>-<UTC time>.db", holds what Snapshot writes, the format of
 // "etcdctl snapshot save": Restore and "etcdutl snapshot restore" both read
 // it. A file of that name is complete: it is written under a temporary name,
