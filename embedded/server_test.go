@@ -262,10 +262,54 @@ func TestNilLoggersDiscard(t *testing.T) {
 
 func TestZapLoggerReceivesRecords(t *testing.T) {
 	core, logs := observer.New(zap.InfoLevel)
-	s, err := embedded.Start(ctxT(t, 30*time.Second), embedded.WithZapLogger(zap.New(core)))
+	dir := t.TempDir()
+	s, err := embedded.Start(ctxT(t, 30*time.Second), embedded.WithName("zapped"), embedded.WithZapLogger(zap.New(core)),
+		embedded.WithSnapshots(embedded.SnapshotSchedule{Dir: dir, Interval: 50 * time.Millisecond}))
 	require.NoError(t, err)
+	require.Eventually(t, func() bool { return s.Status().Snapshots.Count > 0 }, 20*time.Second, 10*time.Millisecond)
 	require.NoError(t, s.Close())
-	require.Equal(t, 1, logs.FilterMessage("closed etcd server").Len())
+	require.Equal(t, 1, logs.FilterMessage("closed etcd server").Len(), "etcd's records")
+	taken := logs.FilterMessage("snapshot taken").All()
+	require.NotEmpty(t, taken, "this package's records, through the slog bridge")
+	fields := taken[0].ContextMap()
+	require.Equal(t, "zapped", fields[embedded.KeyName])
+	require.Equal(t, dir, filepath.Dir(fields[embedded.KeyPath].(string)))
+	require.Contains(t, fields, embedded.KeyTook)
+	require.Equal(t, zap.InfoLevel, taken[0].Level)
+}
+
+// ownMessages are the records this package writes: state changes only.
+var ownMessages = []string{
+	"member joined", "member left", "joined the cluster", "left the cluster",
+	"defragmentation started", "defragmentation finished", "defragmentation failed",
+	"NOSPACE alarm raised: writes are refused", "NOSPACE alarm cleared", "NOSPACE recovery started",
+	"NOSPACE recovered", "NOSPACE unrecoverable: the data does not fit under the quota",
+	"snapshot taken", "snapshot failed",
+}
+
+// TestLogsStateChangesOnly writes, reads, watches and renews a lease on a
+// member: none of it is a state change, and this package logs nothing.
+func TestLogsStateChangesOnly(t *testing.T) {
+	t.Parallel()
+	h := &recordingHandler{}
+	m := embeddedtest.Start(t, embedded.WithLogger(slog.New(h)),
+		embedded.WithDefragPolicy(embedded.DefragPolicy{CheckInterval: 50 * time.Millisecond}))
+	ctx := ctxT(t, 30*time.Second)
+	cli := m.Client()
+	lease, err := cli.Grant(ctx, 5)
+	require.NoError(t, err)
+	wch := cli.Watch(ctx, "k", clientv3.WithPrefix())
+	for i := range 200 {
+		_, err := cli.Put(ctx, fmt.Sprintf("k%d", i%10), strconv.Itoa(i), clientv3.WithLease(lease.ID))
+		require.NoError(t, err)
+		<-wch
+		_, err = cli.KeepAliveOnce(ctx, lease.ID)
+		require.NoError(t, err)
+		requireValue(t, ctx, cli, fmt.Sprintf("k%d", i%10), strconv.Itoa(i))
+	}
+	for _, msg := range ownMessages {
+		require.Zero(t, h.count(msg), msg)
+	}
 }
 
 // recordingHandler keeps the records a slog.Logger hands it, with the
