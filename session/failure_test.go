@@ -109,9 +109,9 @@ func TestLostLeaseIsRevokedWhenEtcdAnswers(t *testing.T) {
 		t.Run(o.Name, func(t *testing.T) {
 			proxy := etcdtest.NewProxy(t, m.Endpoints()[0])
 			cli := etcdtest.NewClient(t, proxy.Endpoint())
-			logs := &records{}
+			logs := &recipetest.Records{}
 			s, err := session.New(testCtx(t), cli, session.WithTTL(ttl), session.WithMargin(margin),
-				session.WithKeepAliveInterval(time.Second), session.WithLogger(logs.logger()))
+				session.WithKeepAliveInterval(time.Second), session.WithLogger(logs.Logger()))
 			require.NoError(t, err)
 			defer s.Close()
 			key := fmt.Sprintf("/lost/%x", int64(s.Lease()))
@@ -146,8 +146,8 @@ func TestLostLeaseIsRevokedWhenEtcdAnswers(t *testing.T) {
 			t.Logf("%s: key gone %v after etcd answered the client again; the server would have kept it %d s more",
 				o.Name, took.Round(time.Millisecond), left.TTL)
 			require.Less(t, took, 500*time.Millisecond, "revoked as soon as etcd answers")
-			require.Eventually(t, func() bool { return logs.count("session: lease presumed lost revoked") == 1 }, time.Second, 5*time.Millisecond)
-			require.Equal(t, 1, logs.count("session: lease lost"))
+			require.Eventually(t, func() bool { return logs.Count("session: lease presumed lost revoked") == 1 }, time.Second, 5*time.Millisecond)
+			require.Equal(t, 1, logs.Count("session: lease lost"))
 		})
 	}
 }
