@@ -11,6 +11,7 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 
 	"github.com/rosterkit/roster"
 	"github.com/rosterkit/roster/internal/etcdtest"
@@ -23,7 +24,21 @@ var benchSizes = []int{100, 1000, 10000}
 // registerRoster registers n instances with a Registrar, the way an
 // application would, and closes it (revoking the lease).
 func registerRoster(ctx context.Context, cli *clientv3.Client, n int) error {
-	r, err := registry.New(cli)
+	return registerRosterWith(ctx, cli, n)
+}
+
+// meters is a real SDK meter provider, with a reader, for the runs with
+// metrics on.
+var meters = sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))
+
+// registerRosterMetrics is registerRoster recording its metrics with an
+// SDK meter provider.
+func registerRosterMetrics(ctx context.Context, cli *clientv3.Client, n int) error {
+	return registerRosterWith(ctx, cli, n, registry.WithMeterProvider(meters))
+}
+
+func registerRosterWith(ctx context.Context, cli *clientv3.Client, n int, opts ...registry.Option) error {
+	r, err := registry.New(cli, opts...)
 	if err != nil {
 		return err
 	}
@@ -100,7 +115,7 @@ func BenchmarkRegister(b *testing.B) {
 		for _, c := range []struct {
 			name string
 			run  func(context.Context, *clientv3.Client, int) error
-		}{{"roster", registerRoster}, {"raw", registerRaw}, {"guarded", registerGuarded}} {
+		}{{"roster", registerRoster}, {"roster+metrics", registerRosterMetrics}, {"raw", registerRaw}, {"guarded", registerGuarded}} {
 			b.Run(fmt.Sprintf("n=%d/%s", n, c.name), func(b *testing.B) {
 				for b.Loop() {
 					if err := c.run(ctx, cli, n); err != nil {
@@ -119,6 +134,9 @@ func BenchmarkRegister(b *testing.B) {
 // sizes are 1,000 unless ROSTER_SCALE lists others ("100,1000,10000"):
 //
 //	ROSTER_BENCH=1 go test -run RegisterOverhead -v ./registry
+//
+// Each size runs the registrar with metrics off and with metrics on (an
+// OpenTelemetry SDK meter provider), in the same rounds.
 func TestRegisterOverhead(t *testing.T) {
 	if os.Getenv("ROSTER_BENCH") != "1" {
 		t.Skip("set ROSTER_BENCH=1 to measure")
@@ -143,12 +161,12 @@ func TestRegisterOverhead(t *testing.T) {
 		if n > 1000 {
 			rounds = 3 // each round takes seconds
 		}
-		var ours, raw, guarded []time.Duration
+		var ours, metered, raw, guarded []time.Duration
 		for round := range rounds {
 			cs := []struct {
 				run func(context.Context, *clientv3.Client, int) error
 				out *[]time.Duration
-			}{{registerRoster, &ours}, {registerRaw, &raw}, {registerGuarded, &guarded}}
+			}{{registerRoster, &ours}, {registerRosterMetrics, &metered}, {registerRaw, &raw}, {registerGuarded, &guarded}}
 			if round%2 == 1 { // none always goes first
 				slices.Reverse(cs)
 			}
@@ -160,9 +178,10 @@ func TestRegisterOverhead(t *testing.T) {
 				*c.out = append(*c.out, time.Since(start))
 			}
 		}
-		mo, mr, mg := median(ours), median(raw), median(guarded)
-		t.Logf("%d instances, median of %d rounds: roster %v (%v/instance), raw clientv3 %v (%v/instance), ratio %.2f; raw with guarded puts %v, ratio %.2f",
+		mo, mm, mr, mg := median(ours), median(metered), median(raw), median(guarded)
+		t.Logf("%d instances, median of %d rounds: roster %v (%v/instance), raw clientv3 %v (%v/instance), ratio %.2f; with metrics on (SDK meter provider) %v, ratio %.2f; raw with guarded puts %v, ratio %.2f",
 			n, rounds, mo.Round(time.Millisecond), mo/time.Duration(n), mr.Round(time.Millisecond), mr/time.Duration(n), float64(mo)/float64(mr),
+			mm.Round(time.Millisecond), float64(mm)/float64(mr),
 			mg.Round(time.Millisecond), float64(mo)/float64(mg))
 	}
 }

@@ -76,6 +76,20 @@
 // requested); the registrar never waits for a reader, and one that falls
 // behind loses the oldest events, never the newest.
 //
+// # Logs and metrics
+//
+// WithLogger logs state changes only, never one record per registration or
+// renewal: a lease lost, and restored (with how long it took); a key
+// deleted by someone else, and restored; a key held by another owner; the
+// first failed attempt of an outage; a drain requested or cancelled; the
+// drain requests' watch out of date, and current again.
+//
+// WithMeterProvider records roster.registry.instances (an up-down counter
+// of the instances kept registered, by service), roster.registry.renewals,
+// roster.registry.losses and roster.registry.restores (by scope: lease or
+// instance), roster.registry.heal.duration (seconds from a loss to its
+// repair, by scope) and roster.registry.conflicts (by service).
+//
 // # Options and ending
 //
 // A zero option means its default: WithTTL(0) is roster.DefaultTTL,

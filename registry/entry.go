@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -53,6 +54,7 @@ type entry struct {
 	// reported when EventLost was sent for it.
 	gone     bool
 	reported bool
+	lostAt   time.Time // when reported
 	// conflict is set while another owner holds the key; conflictLease is
 	// the lease we tried under, so a new lease tries again.
 	conflict      error
@@ -151,6 +153,7 @@ func (r *Registrar) dropLocked(e *entry) {
 	delete(r.entries, e.key)
 	if e.registered {
 		r.count--
+		r.registeredLocked(e.service, -1)
 	}
 	if r.services[e.service]--; r.services[e.service] <= 0 {
 		delete(r.services, e.service)
@@ -195,6 +198,7 @@ func (r *Registrar) wroteLocked(e *entry, lease clientv3.LeaseID, rev int64) {
 	e.gone, e.conflict = false, nil
 	if e.reported {
 		e.reported = false
+		r.keyRestoredLocked(e, time.Since(e.lostAt))
 		r.emit(Event{Kind: EventRestored, Service: e.service, ID: e.id, Lease: lease})
 	}
 }
@@ -206,6 +210,7 @@ func (r *Registrar) conflictLocked(e *entry, err error, lease clientv3.LeaseID) 
 	e.lease, e.conflict, e.conflictLease = 0, err, lease
 	r.setHealthLocked(false, err)
 	if !again {
+		r.conflictLoggedLocked(e, err)
 		r.emit(Event{Kind: EventError, Service: e.service, ID: e.id, Lease: lease, Err: err})
 	}
 }

@@ -138,6 +138,7 @@ func (r *Registrar) put(ctx context.Context, e *entry, next func(*entry) (roster
 		r.wroteLocked(e, lease, res[0].rev)
 		if first {
 			r.count++
+			r.registeredLocked(e.service, 1)
 			r.emit(Event{Kind: EventRegistered, Service: e.service, ID: e.id, Lease: lease})
 			e.notify = e.drain
 		}

@@ -26,14 +26,16 @@ func (r *Registrar) run() {
 	bo := r.opts.backoff
 	var (
 		s      *session.Session
-		lost   bool  // EventLost sent, EventRestored not yet
-		from   int64 // lowest revision written back since the loss
-		before int64 // the highest revision seen when the loss was noticed
+		lost   bool      // EventLost sent, EventRestored not yet
+		lostAt time.Time // when
+		old    int64     // the lease lost
+		from   int64     // lowest revision written back since the loss
+		before int64     // the highest revision seen when the loss was noticed
 	)
 	for r.ctx.Err() == nil {
 		if s == nil || s.Err() != nil {
 			if s != nil && !lost {
-				lost = true
+				lost, lostAt, old = true, time.Now(), int64(s.Lease())
 				before = r.seenRev()
 				r.lose(s)
 			}
@@ -69,6 +71,7 @@ func (r *Registrar) run() {
 			continue
 		}
 		bo.Reset()
+		r.failing = false
 		if lost {
 			if from > 0 && from <= before {
 				// etcd counts revisions anew (restored from a snapshot):
@@ -80,6 +83,7 @@ func (r *Registrar) run() {
 				r.rewatch(from)
 			}
 			lost, from = false, 0
+			r.leaseRestored(old, int64(s.Lease()), r.Status().Instances, time.Since(lostAt))
 			r.emit(Event{Kind: EventRestored, Lease: s.Lease()})
 		}
 		r.retire()
@@ -93,6 +97,7 @@ func (r *Registrar) lose(s *session.Session) {
 	r.mu.Lock()
 	r.setHealthLocked(false, err)
 	r.mu.Unlock()
+	r.leaseLost(int64(s.Lease()), err)
 	r.emit(Event{Kind: EventLost, Lease: s.Lease(), Err: err})
 }
 
@@ -101,6 +106,10 @@ func (r *Registrar) fail(err error) {
 	r.mu.Lock()
 	r.setHealthLocked(false, err)
 	r.mu.Unlock()
+	if !r.failing {
+		r.failing = true
+		r.unreachable(err)
+	}
 	r.emit(Event{Kind: EventError, Err: err})
 }
 
@@ -123,11 +132,21 @@ func (r *Registrar) pause(bo *backoff.Backoff, s *session.Session) {
 // A poke about a deleted key first renews the lease, to learn at once
 // whether the whole lease is gone (then s ends) or only the key.
 func (r *Registrar) idle(s *session.Session) {
-	select {
-	case <-r.ctx.Done():
-	case <-s.Done():
-	case <-r.kick:
-		r.checkDeleted(s)
+	tick := time.NewTicker(renewCheck(r.opts.ttl))
+	defer tick.Stop()
+	for {
+		r.countRenewals(s)
+		select {
+		case <-r.ctx.Done():
+			return
+		case <-s.Done():
+			return
+		case <-r.kick:
+			r.checkDeleted(s)
+			r.countRenewals(s)
+			return
+		case <-tick.C:
+		}
 	}
 }
 
@@ -155,9 +174,10 @@ func (r *Registrar) checkDeleted(s *session.Session) {
 	defer r.mu.Unlock()
 	for _, e := range deleted {
 		if e.gone && !e.removed {
-			e.reported = true
+			e.reported, e.lostAt = true, time.Now()
 			err := fmt.Errorf("registry: %s: %w", e.key, ErrKeyDeleted)
 			r.setHealthLocked(false, err)
+			r.keyLostLocked(e, err)
 			r.emit(Event{Kind: EventLost, Service: e.service, ID: e.id, Lease: s.Lease(), Err: err})
 		}
 	}

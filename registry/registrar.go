@@ -27,6 +27,7 @@ type Registrar struct {
 	opts options
 	ev   *stream.Stream[Event]
 	log  *slog.Logger
+	in   *instruments
 
 	ctx      context.Context // cancelled by Close: stops run and the watches
 	cancel   context.CancelFunc
@@ -49,6 +50,12 @@ type Registrar struct {
 	owned    map[clientv3.LeaseID]bool // leases of ours that may still exist
 	health   health
 	seen     int64 // highest revision seen from etcd, to tell when it went backwards
+
+	// Owned by run: the session whose renewals are counted, and its
+	// deadline when last looked at.
+	renewing *session.Session
+	renewed  time.Time
+	failing  bool // an attempt failed since the last success: logged once
 
 	closeOnce sync.Once
 	closeErr  error
@@ -81,6 +88,7 @@ func New(cli *clientv3.Client, opts ...Option) (*Registrar, error) {
 		watches:  make(map[string]*serviceWatch),
 		drains:   make(map[string]*drains),
 		log:      obs.Logger(o.logger),
+		in:       newInstruments(o.meters),
 		changed:  make(chan struct{}),
 		owned:    make(map[clientv3.LeaseID]bool),
 		health:   health{ok: true, since: time.Now()},
@@ -241,6 +249,9 @@ func (r *Registrar) shutdown(ctx context.Context) error {
 	r.mu.Lock()
 	for _, e := range r.entries {
 		e.removed = true // a Deregister finishing now must not count it again
+		if e.registered {
+			r.registeredLocked(e.service, -1)
+		}
 	}
 	clear(r.entries)
 	r.count = 0

@@ -2,6 +2,7 @@ package registry_test
 
 import (
 	"context"
+	"log/slog"
 	"testing"
 	"time"
 
@@ -45,10 +46,11 @@ type rig struct {
 	ns    string
 }
 
-func newRig(t *testing.T, m *etcdtest.Member, ns string, ttl time.Duration) *rig {
+func newRig(t *testing.T, m *etcdtest.Member, ns string, ttl time.Duration, opts ...registry.Option) *rig {
 	t.Helper()
 	proxy := etcdtest.NewProxy(t, m.Endpoints()[0])
-	r := newRegistrar(t, etcdtest.NewClient(t, proxy.Endpoint()), registry.WithTTL(ttl), registry.WithNamespace(ns))
+	opts = append([]registry.Option{registry.WithTTL(ttl), registry.WithNamespace(ns)}, opts...)
+	r := newRegistrar(t, etcdtest.NewClient(t, proxy.Endpoint()), opts...)
 	return &rig{proxy: proxy, plain: m.Client(), r: r, ns: ns}
 }
 
@@ -218,7 +220,8 @@ func TestFaultsAtTransitions(t *testing.T) {
 			// The lease is revoked from outside and the registrar is cut off
 			// at once: its new grant and its writing back meet the fault.
 			t.Parallel()
-			g := newRig(t, etcdtest.Start(t), "/"+mode.name+"-restore", testTTL)
+			logs := &records{}
+			g := newRig(t, etcdtest.Start(t), "/"+mode.name+"-restore", testTTL, registry.WithLogger(slog.New(logs)))
 			ids := registerN(t, g.r, "users", 3)
 			old := g.r.Status().Lease
 			_, err := g.plain.Revoke(testCtx(t), old)
@@ -241,6 +244,18 @@ func TestFaultsAtTransitions(t *testing.T) {
 			}, "one lease left: the registrar's")
 			require.NoError(t, g.r.Close())
 			noneLeft(t, g.plain, g.ns, testTTL+2*time.Second)
+			// One record per state change, not one per failed attempt: the
+			// lease, and maybe the staleness of the drain requests' watch.
+			count := map[string]int{}
+			for _, msg := range logs.messages() {
+				count[msg]++
+			}
+			assert.Equal(t, 1, count["registry: lease lost"], "%v", logs.messages())
+			assert.Equal(t, 1, count["registry: etcd cannot be written; retrying"], "%v", logs.messages())
+			assert.Equal(t, 1, count["registry: lease restored"], "%v", logs.messages())
+			for msg, n := range count {
+				assert.Equal(t, 1, n, "%q logged %d times: %v", msg, n, logs.messages())
+			}
 		})
 		t.Run(mode.name+"/close", func(t *testing.T) {
 			t.Parallel()
