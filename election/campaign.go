@@ -15,8 +15,8 @@ import (
 
 // Campaign puts this candidate in the election with value and blocks until
 // it leads, ctx ends or the Election is closed. It campaigns again, after a
-// backoff (WithBackoff), when its key or session is lost while it waits, and
-// leaves no key behind when it fails.
+// backoff (WithBackoff), when its key or session is lost while it waits or
+// etcd cannot be reached, and leaves no key behind when it fails.
 func (e *Election) Campaign(ctx context.Context, value string) (*Leadership, error) {
 	if err := e.enter(); err != nil {
 		return nil, err
@@ -75,10 +75,11 @@ func (e *Election) campaign(ctx context.Context, value string, began time.Time) 
 	return newLeadership(e, s, en, rev, began), nil
 }
 
-// retryable errors end one attempt but not the campaign: a fresh session or
-// a fresh key fixes them.
+// retryable errors end one attempt but not the campaign: a fresh session, a
+// fresh key or a new connection fixes them.
 func retryable(err error) bool {
-	return errors.Is(err, ErrKeyDeleted) || errors.Is(err, session.ErrExpired) || errors.Is(err, session.ErrLeaseGone)
+	return errors.Is(err, ErrKeyDeleted) || errors.Is(err, session.ErrExpired) || errors.Is(err, session.ErrLeaseGone) ||
+		recipe.Transient(err)
 }
 
 // enter claims the candidate for one campaign.

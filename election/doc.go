@@ -7,7 +7,7 @@
 //	if err != nil { ... }
 //	defer e.Close()
 //	err = e.Run(ctx, hostname, func(ctx context.Context, l *election.Leadership) error {
-//		return billing.Loop(ctx) // ctx is cancelled the moment leadership is lost
+//		return billing.Loop(ctx, l) // ctx is cancelled the moment leadership is lost
 //	})
 //
 // Or step by step:
@@ -29,42 +29,76 @@
 // At most one candidate leads at a time: the leader is the candidate whose
 // key has the lowest create revision, and a candidate reports leading only
 // after reading, in one transaction, that its own key still exists and no
-// older key does. When a leader loses its lease, by a partition or a stall
-// of its keep-alives, its Leadership's Done is closed before etcd can let
-// anyone else lead: at the session's local deadline (the send time of the
-// last acknowledged keep-alive + TTL − margin, which is never later than
-// the server's expiry). Resign closes Done before deleting the key.
+// older key does. When a leader's lease stops being renewed (a partition, a
+// stall), Done is closed before etcd can let anyone else lead: at the
+// session's local deadline, the send time of the last acknowledged
+// keep-alive + TTL − margin, which is never later than the server's expiry.
+// Resign closes Done before it deletes the key.
 //
 // Two risks remain. If someone else deletes the leader's key (an operator,
-// or a revoke of its lease), the next candidate may lead a moment before
-// the old leader sees the deletion and closes Done. And a leader paused
-// (GC, a stopped VM) after checking Done may act after someone else took
-// over. Writes to etcd are made safe by
-// the fencing guard (Leadership.Txn, Do, IsLeader), which etcd checks in
-// the write's own transaction, in both cases; other systems can check
-// Leadership.Rev, the fencing token, which grows with every leadership.
+// a revoke of its lease), the next candidate may lead a moment before the
+// old leader hears of it. And a leader paused (GC, a stopped VM) between
+// checking Done and acting may act after someone else took over; on
+// resuming, Done, Err and the fenced writes check the deadline themselves,
+// so it learns of the loss before it sends anything more. Writes to etcd
+// are safe in both cases through the fence: Txn, Do and Guard make a write
+// conditional, in etcd, on the leader key still having the create revision
+// Token. Other systems can be handed Token, which never goes backwards from
+// one leadership to the next.
+//
+// Err after a loss wraps ErrLost (and roster.ErrLost) and the cause:
+// ErrKeyDeleted, or the session's session.ErrExpired, ErrLeaseGone or
+// ErrClosed. Resign and Close end a leadership with ErrResigned and
+// ErrClosed, which are not losses.
 //
 // # Speed
 //
 // A resigned leader is followed within about a round trip: the next
 // candidate watches only its predecessor's key, with a watch the server
-// registers in sync. A crashed leader is followed when its lease expires,
-// within about the TTL (WithTTL, default 10 s). A leader cut off from etcd
-// learns of it a margin before that.
+// registers in sync (etcd's own recipe may wait up to 100 ms for its
+// catch-up loop). A crashed leader is followed when its lease expires,
+// within about the TTL (WithTTL, default roster.DefaultTTL). A leadership
+// given up while etcd was electing a Raft leader has its lease revoked as
+// soon as etcd answers, so it does not hold up the next leader.
 //
-// # Sessions
+// # Observing
 //
-// Candidates live on leases. By default an Election makes its own
+// Observe delivers every state of the election, whoever leads, on a channel
+// of the caller's: the current state, then each change of leader or value,
+// and the latest state even to a reader that falls behind. A state it cannot
+// confirm with etcd within twice its progress interval (WithProgressInterval,
+// default 5 s) is delivered again with Err wrapping ErrStale, and again
+// without once etcd answers; a Leader with Revision 0 and Err set means
+// nothing could be read yet.
+//
+// # Sessions and options
+//
+// Candidates live on leases. By default an Election keeps its own
 // session.Manager with the TTL of WithTTL and closes it in Close; with
-// WithSessionManager, the elections and locks of one process share one
-// lease. Either way a session that ended is replaced by a fresh one on the
-// next campaign.
+// WithSessionManager the elections and locks of one process share one lease,
+// and a second open Election of one name on that Manager is refused
+// (session.ErrNameInUse): both would campaign with the same key.
+//
+// Options follow one rule: zero means the default, a negative or
+// contradictory value is an error wrapping roster.ErrInvalidOption, nil
+// means none. A nil client is roster.ErrNilClient. Close resigns and stops
+// everything the Election started, never waiting much longer than a TTL;
+// Shutdown does the same within the caller's context.
+//
+// # Observability
+//
+// WithLogger logs leadership gained, ended (resigned, closed) and lost,
+// with the cause. WithMeterProvider records roster.election.leader (1 while
+// this process leads), roster.election.changes (by change: gained, lost,
+// resigned), roster.election.tenure, roster.election.campaign.duration and
+// roster.election.fenced.refused, with the election's name, and passes the
+// provider and logger on to its own sessions.
 //
 // # Compatibility
 //
-// Keys are those of etcd's election recipe: keys.ElectionPfx(ns, name) +
-// "/" + the lease ID in hex, under "<namespace>/elections/<name>". etcd's
+// Keys are those of etcd's election recipe: <namespace>/elections/<name>/
+// followed by the lease ID in hex (default namespace "/roster"). etcd's
 // concurrency.NewElection(session, "/roster/elections/billing") and
-// "etcdctl elect /roster/elections/billing" take part in the same election
-// and see roster's candidates, and roster's see theirs.
+// "etcdctl elect /roster/elections/billing" take part in the same election:
+// each side sees the other's candidates.
 package election

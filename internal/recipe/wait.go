@@ -195,7 +195,7 @@ func (q Queue) check(ctx context.Context, e Entry, r Rule) (state, error) {
 	}
 	resp, err := q.Client.Txn(ctx).Then(clientv3.OpGet(e.Key), clientv3.OpGet(q.Prefix, opts...)).Commit()
 	if err != nil {
-		if transient(err) {
+		if Transient(err) {
 			return state{}, fmt.Errorf("%w: read queue %s: %w", errWatch, q.Prefix, err)
 		}
 		return state{}, fmt.Errorf("read queue %s: %w", q.Prefix, err)
@@ -228,9 +228,9 @@ func keyLost(ctx context.Context, s *session.Session) error {
 	return ErrKeyDeleted
 }
 
-// transient says a request failed for a reason that may pass: the
+// Transient says a request failed for a reason that may pass: the
 // connection, or etcd's leader.
-func transient(err error) bool {
+func Transient(err error) bool {
 	return status.Code(rpctypes.Error(err)) == codes.Unavailable
 }
 
