@@ -4,32 +4,44 @@
 //
 // A lock in etcd is a key attached to the holder's lease. If the holder
 // pauses (GC, a stopped VM) or is cut off, its lease expires and someone
-// else gets the lock while the first still believes it holds. etcd's own
+// else gets the lock while the first still believes it holds; etcd's own
 // concurrency.Mutex never says so afterwards. Here every acquisition
 // returns a Hold whose Done channel closes as soon as the lock may be lost:
 // at the session's local deadline (the send time of the last acknowledged
 // keep-alive + TTL − margin, which comes before etcd can expire the lease),
-// when etcd says the lease is gone, or when the key is deleted. Because a
-// process can still pause between checking Done and acting, a Hold also
-// fences: Txn commits only while the Hold's key still exists with its
-// create revision, and Token is that revision, for resources outside etcd.
+// when etcd says the lease is gone, or when the key is deleted.
 //
 //	mu, err := lock.NewMutex(cli, "billing")
 //	if err != nil { ... }
 //	defer mu.Close()
 //
 //	err = lock.WithLock(ctx, mu.Lock, func(ctx context.Context) error {
-//		// ctx is cancelled if the lock is lost.
-//		return charge(ctx)
+//		return charge(ctx) // ctx is cancelled if the lock is lost
 //	})
 //
 // Or by hand, with a fenced write:
 //
 //	h, err := mu.Lock(ctx)
 //	if err != nil { ... }
-//	defer h.Release(ctx)
-//	_, err = h.Txn(ctx).Then(clientv3.OpPut("/billing/cursor", next)).Commit()
+//	defer h.Release(context.Background())
+//	_, err = h.Do(ctx, clientv3.OpPut("/billing/cursor", next))
 //	if errors.Is(err, lock.ErrNotHeld) { ... } // lost: nothing was written
+//
+// # Fencing
+//
+// A process can pause between checking Done and acting. Writes to etcd that
+// must not happen after the lock is lost go through Txn or Do (or Guard in
+// one's own transaction), which etcd applies only while the Hold's key
+// still has its create revision, Token. Writes elsewhere should carry Token
+// and be refused by the resource when a smaller one than the last it saw
+// arrives: no later Hold of the lock has a smaller token. A process resumed
+// after a pause past its TTL learns of the loss from Done, Err or the fence
+// itself, which check the deadline, before it sends anything more.
+//
+// Err after a loss wraps ErrLost (and roster.ErrLost) and the cause:
+// ErrKeyDeleted, or the session's session.ErrExpired, ErrLeaseGone or
+// ErrClosed. Release and Close end a Hold with ErrReleased and ErrClosed,
+// which are not losses.
 //
 // # Key layout and etcd interoperation
 //
@@ -38,26 +50,40 @@
 // and are served by create revision, each waiting only for the key just
 // ahead of it. etcd's concurrency.NewMutex(s, "/roster/locks/<name>") and
 // `etcdctl lock /roster/locks/<name>` therefore exclude and are excluded by
-// a Mutex. A waiter watches only the key ahead of it, from just after its
-// own read, so a release usually reaches it within a round trip instead of
-// at etcd's 100 ms catch-up tick for watches that start in the past.
+// a Mutex. A waiter watches the key ahead of it with a watch the server
+// registers in sync, so a release reaches it within a round trip rather than
+// at etcd's 100 ms catch-up tick.
 //
 // Semaphores (<namespace>/semaphores/<name>/…) and RW locks
 // (<namespace>/rwlocks/<name>/read-… and write-…) have no etcd
 // counterpart; they give every acquisition its own key.
 //
-// # Sessions
+// # Sessions and options
 //
 // By default each Mutex, Semaphore and RWMutex keeps its own session: one
-// lease with a TTL of DefaultTTL (WithTTL changes it), granted at the first
-// acquisition and renewed until Close, which revokes it. A dead holder's
-// locks are freed when its lease expires. WithSessionManager shares a
-// session.Manager with other locks and elections instead: fewer leases,
-// one keep-alive stream, and if that session ends every Hold on it ends.
+// lease with the TTL of WithTTL (default roster.DefaultTTL), granted at the
+// first acquisition and revoked by Close. A dead holder's locks are freed
+// when its lease expires; a lease given up while etcd could not be reached
+// is revoked as soon as etcd answers. WithSessionManager shares a
+// session.Manager with other locks and elections instead: fewer leases, one
+// keep-alive stream, and if that session ends every Hold on it ends. One
+// lease has one key per mutex (two etcd Mutexes on one session both
+// "acquire", etcd #11360), so a second open lock of one kind and name on a
+// shared Manager is refused (session.ErrNameInUse), as in package election;
+// the goroutines of one Mutex take turns.
 //
-// In etcd's recipe a lease has one key per mutex, so two etcd Mutexes on
-// one session and one name both "acquire" (etcd #11360). Here the handles
-// of one process that share a session and a mutex name take turns, as
-// goroutines sharing one Mutex do: each Lock waits for the previous Hold's
-// Release or loss.
+// Options follow one rule: zero means the default, a negative or
+// contradictory value is an error wrapping roster.ErrInvalidOption, nil
+// means none. A nil client is roster.ErrNilClient. Close releases what the
+// lock holds and stops what it started, never waiting much longer than a
+// TTL; Shutdown does the same within the caller's context. An acquisition
+// that fails after its key may have been written spends up to 2 s more
+// taking it back out.
+//
+// # Observability
+//
+// WithLogger logs holds lost, with the cause. WithMeterProvider records
+// roster.lock.wait.duration, roster.lock.holds, roster.lock.losses and
+// roster.lock.fenced.refused, with the lock's kind and name, and passes the
+// provider and logger on to its own sessions.
 package lock

@@ -1,7 +1,7 @@
 package lock
 
 // Key layout of the semaphores and RW locks, which etcd has no recipe
-// for. The mutex uses keys.LockPrefix, etcd's own layout.
+// for. The mutex uses etcd's own layout (keys.LockPrefix).
 const (
 	semaphoresSegment = "/semaphores/"
 	rwlocksSegment    = "/rwlocks/"
