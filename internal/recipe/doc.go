@@ -15,10 +15,14 @@
 //     starts its watches in sync with the server, so a hand-over costs one
 //     round trip instead of etcd's up to 100 ms. A failed or cancelled wait
 //     withdraws its key.
-//   - Delete removes a key only if it still has our create revision.
+//   - Delete removes a key only if it still has our create revision, and
+//     sends the request again while unanswered (backoff.Hedge), so a
+//     release does not wait on one a follower forwarded to a dead leader.
 //   - Monitor reports when a held key is lost: its session ended, or the key
-//     was deleted.
-//   - Fence makes writes conditional on still holding the key.
+//     was deleted. Done and Err check the session themselves, so a process
+//     resumed after a pause learns of a loss before it acts.
+//   - Fence makes writes conditional on still holding the key, and refuses
+//     them without sending once the holder knows it lost it.
 //
 // The shortest use, a mutex:
 //
