@@ -68,7 +68,7 @@ func TestChurn(t *testing.T) {
 			embedded.WithDefragPolicy(embedded.DefragPolicy{Disabled: true}),
 			embedded.WithNoSpaceRecovery(embedded.NoSpaceRecovery{Disabled: true}),
 		)...)
-		r := runChurn(t, m, 2*time.Minute, true)
+		r := runChurn(t, m, 3*time.Minute, true)
 		st := m.Server().Status()
 		t.Logf("without the policy: %s; file %d bytes, %d in use", r, st.DBSize, st.DBSizeInUse)
 		require.Positive(t, r.nospace, "the quota is reached")
