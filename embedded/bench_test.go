@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/url"
 	"os"
+	"strconv"
 	"testing"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/rosterkit/roster/embedded"
+	"github.com/rosterkit/roster/embedded/embeddedtest"
 	"github.com/rosterkit/roster/internal/etcdtest"
 )
 
@@ -99,4 +101,34 @@ func mustParse(t *testing.T, s string) url.URL {
 	u, err := url.Parse(s)
 	require.NoError(t, err)
 	return *u
+}
+
+// TestBenchPolicyCost measures sequential writes on a member running the
+// defragmentation policy (looking every 100 ms) against one without it, in
+// rounds taken in turn. Nothing is due: this is what the looking costs. Run
+// with ROSTER_BENCH=1.
+func TestBenchPolicyCost(t *testing.T) {
+	if os.Getenv("ROSTER_BENCH") != "1" {
+		t.Skip("set ROSTER_BENCH=1 to measure")
+	}
+	ctx := ctxT(t, 120*time.Second)
+	on := embeddedtest.Start(t, embedded.WithDefragPolicy(embedded.DefragPolicy{CheckInterval: 100 * time.Millisecond}))
+	off := embeddedtest.Start(t, embedded.WithDefragPolicy(embedded.DefragPolicy{Disabled: true}))
+	clis := []*clientv3.Client{on.Client(), off.Client()}
+	const rounds, perRound = 10, 300
+	var took [2]time.Duration
+	for r := range rounds {
+		for i, cli := range clis {
+			start := time.Now()
+			for j := range perRound {
+				_, err := cli.Put(ctx, "k", strconv.Itoa(r*perRound+j))
+				require.NoError(t, err)
+			}
+			if r > 0 { // the first round warms up
+				took[i] += time.Since(start)
+			}
+		}
+	}
+	n := time.Duration((rounds - 1) * perRound)
+	t.Logf("sequential Put: policy on %v, off %v, ratio %.3f", took[0]/n, took[1]/n, float64(took[0])/float64(took[1]))
 }
