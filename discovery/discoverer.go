@@ -1,67 +1,100 @@
 package discovery
 
 import (
+	"context"
+	"fmt"
+	"log/slog"
 	"sync"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/rosterkit/roster"
-	"github.com/rosterkit/roster/internal/keys"
+	"github.com/rosterkit/roster/internal/obs"
 )
 
-// Discoverer follows services registered in etcd over the caller's
-// client. It creates no connections of its own: all caches share the
-// client, and each watched service costs one watch and one goroutine while
-// at least one Cache handle of it is open.
+// Discoverer follows the services registered in etcd over the caller's
+// client. It opens no connection of its own: each followed service costs
+// one watch on the client while a handle of it is open.
 type Discoverer struct {
 	client *clientv3.Client
 	cfg    config
+	log    *slog.Logger
+	tel    *telemetry
 
 	mu       sync.Mutex
 	watchers map[string]*watcher
+	sets     map[*ServiceSet]struct{}
 	closed   bool
 }
 
-// New returns a Discoverer reading the registry's layout under the
-// configured namespace through client. The client stays the caller's: close
-// the Discoverer before the client.
+// errClientClosed is returned by calls that would need the etcd client
+// once it is closed.
+var errClientClosed = fmt.Errorf("%w: etcd client closed", ErrClosed)
+
+// New returns a Discoverer of the registry's layout under the configured
+// namespace, read through client, which stays the caller's: close the
+// Discoverer first. A nil client gives an error wrapping
+// roster.ErrNilClient, a bad option one wrapping roster.ErrInvalidOption
+// or roster.ErrInvalidName.
 func New(client *clientv3.Client, opts ...Option) (*Discoverer, error) {
-	cfg := newConfig(opts)
-	if err := keys.ValidateNamespace(cfg.namespace); err != nil {
+	if client == nil {
+		return nil, fmt.Errorf("discovery: %w", roster.ErrNilClient)
+	}
+	if client.Ctx().Err() != nil {
+		return nil, errClientClosed
+	}
+	cfg, err := newConfig(opts)
+	if err != nil {
 		return nil, err
 	}
-	return &Discoverer{client: client, cfg: cfg, watchers: make(map[string]*watcher)}, nil
+	d := &Discoverer{
+		client:   client,
+		cfg:      cfg,
+		log:      obs.Logger(cfg.logger),
+		watchers: make(map[string]*watcher),
+		sets:     make(map[*ServiceSet]struct{}),
+	}
+	if d.tel, err = newTelemetry(d, cfg.meterProvider); err != nil {
+		return nil, err
+	}
+	return d, nil
 }
 
-// Watch returns a handle on the live view of service, starting to list
-// and watch it unless another open handle already does. The handle starts
-// empty; use WaitSynced to wait for the first list. Close the handle when
-// done with it. Errors wrap roster.ErrInvalidName or are ErrClosed.
+// Watch returns a handle on the live view of service, starting to list and
+// watch it unless an open handle already does. The view starts empty: use
+// WaitSynced to wait for the first list. Close the handle when done.
+// Errors wrap roster.ErrInvalidName, or are ErrClosed.
 func (d *Discoverer) Watch(service string) (*Cache, error) {
+	if d == nil {
+		return nil, ErrClosed
+	}
 	if err := roster.ValidateName("service", service); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("discovery: %w", err)
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.closed {
+	switch {
+	case d.closed:
 		return nil, ErrClosed
+	case d.client.Ctx().Err() != nil:
+		return nil, errClientClosed
 	}
 	w := d.watchers[service]
 	if w == nil {
-		w = newWatcher(d.client, d.cfg, service)
+		w = newWatcher(d, service)
 		d.watchers[service] = w
-		go w.run()
 	}
 	w.refs++
-	return &Cache{d: d, w: w, closed: make(chan struct{})}, nil
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Cache{d: d, w: w, ctx: ctx, cancel: cancel}, nil
 }
 
 // release drops one reference to w and stops it when none is left.
 func (d *Discoverer) release(w *watcher) {
 	d.mu.Lock()
 	w.refs--
-	last := w.refs == 0
-	if last && d.watchers[w.service] == w {
+	last := w.refs == 0 && d.watchers[w.service] == w
+	if last {
 		delete(d.watchers, w.service)
 	}
 	d.mu.Unlock()
@@ -70,17 +103,20 @@ func (d *Discoverer) release(w *watcher) {
 	}
 }
 
-// watching is the number of services currently watched, for tests.
+// watching is the number of services watched now, for tests.
 func (d *Discoverer) watching() int {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return len(d.watchers)
 }
 
-// Close stops every watch and waits for their goroutines. Open Cache
-// handles keep their last view; their waiting calls return ErrClosed.
-// Close is idempotent.
+// Close stops every watch and waits for them. Open handles keep their last
+// view; their Changes channels close and their waiting calls return
+// ErrClosed. Close is idempotent and always returns nil.
 func (d *Discoverer) Close() error {
+	if d == nil {
+		return nil
+	}
 	d.mu.Lock()
 	d.closed = true
 	ws := make([]*watcher, 0, len(d.watchers))
@@ -88,9 +124,18 @@ func (d *Discoverer) Close() error {
 		ws = append(ws, w)
 	}
 	clear(d.watchers)
+	sets := make([]*ServiceSet, 0, len(d.sets))
+	for s := range d.sets {
+		sets = append(sets, s)
+	}
+	clear(d.sets)
 	d.mu.Unlock()
 	for _, w := range ws {
 		w.stop()
 	}
+	for _, s := range sets {
+		s.stop()
+	}
+	d.tel.close()
 	return nil
 }

@@ -1,54 +1,58 @@
 package discovery
 
 // Outlier ejection: a passive health check driven by the outcomes callers
-// report through Picked.Done. It needs no probes and no extra goroutine:
-// an ejected instance carries the time its ejection ends, and picks
-// compare against it only when it is set, so the clock is not read on
-// the common path.
+// report through Picked.Done. It needs no probes and no goroutine: an
+// ejected entry carries the time its ejection ends, and picks read the
+// clock only when that is set.
 
-// usable reports whether h may be picked now, ending an expired ejection.
-func (b *base) usable(h *health) bool {
-	u := h.until.Load()
+// usable reports whether e may be picked now, ending an expired ejection.
+func (b *base) usable(e *entry) bool {
+	u := e.until.Load()
 	if u == 0 {
 		return true
 	}
-	if b.nowNano() >= u {
-		h.until.CompareAndSwap(u, 0)
-		return true
+	if b.nowNano() < u {
+		return false
 	}
-	return false
+	if e.until.CompareAndSwap(u, 0) {
+		b.tel.restored(e)
+	}
+	return true
 }
 
 // failed counts a failed call and ejects the instance once it has failed
 // cfg.ejectAfter times in a row, unless no other usable instance is left.
-func (b *base) failed(h *health) {
+func (b *base) failed(e *entry) {
 	n := int32(b.cfg.ejectAfter)
-	if n <= 0 || h.until.Load() != 0 && !b.usable(h) {
+	if n <= 0 || e.until.Load() != 0 && !b.usable(e) {
 		// Disabled, or already ejected: calls that were in flight when
 		// it was ejected do not count towards the next ejection.
 		return
 	}
-	if h.fails.Add(1) < n {
+	if e.fails.Add(1) < n {
 		return
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if h.fails.Load() < n || !b.usable(h) {
-		return // another failure got here first
+	if e.fails.Load() < n || !b.usable(e) || b.byID[e.id] != e {
+		return // another failure got here first, or it is gone
 	}
-	t := b.tab.Load()
-	if t == nil {
-		return
-	}
-	for i := range t.ents {
-		if e := &t.ents[i]; e.h != h && b.usable(e.h) {
-			until := b.nowNano() + int64(b.cfg.ejectFor)
-			h.until.Store(max(until, 1))
-			h.fails.Store(0)
-			return
+	// Forget ejections that have ended, then count who is left.
+	for o := range b.ejected {
+		if b.usable(o) {
+			delete(b.ejected, o)
+			o.ejected = false
 		}
 	}
-	// h is the last usable instance: keep it. Its failure count stays at
-	// the threshold, so it is ejected on its next failure once another
-	// instance is usable again.
+	if len(b.byID)-len(b.ejected) <= 1 {
+		// e is the last usable instance: keep it. Its failure count stays
+		// at the threshold, so it is ejected on its next failure once
+		// another instance is usable again.
+		return
+	}
+	e.until.Store(max(b.nowNano()+int64(b.cfg.ejectFor), 1))
+	e.fails.Store(0)
+	e.ejected = true
+	b.ejected[e] = struct{}{}
+	b.tel.ejected(e, b.cfg.ejectAfter, b.cfg.ejectFor)
 }

@@ -35,12 +35,12 @@ func TestEjectionAfterConsecutiveFailuresAndBack(t *testing.T) {
 	src := newStatic(nInstances(3)...)
 	opts := []PickerOption{WithEjection(3, 10*time.Second), WithClock(clock.Now)}
 	pickers := map[string]func() (Picked, error){
-		"rr":       NewRoundRobin(src, opts...).Pick,
-		"random":   NewRandom(src, opts...).Pick,
-		"weighted": NewWeighted(src, opts...).Pick,
-		"p2c":      NewP2C(src, opts...).Pick,
+		"rr":       must(NewRoundRobin(src, opts...)).Pick,
+		"random":   must(NewRandom(src, opts...)).Pick,
+		"weighted": must(NewWeighted(src, opts...)).Pick,
+		"p2c":      must(NewP2C(src, opts...)).Pick,
 	}
-	h := NewConsistentHash(src, opts...)
+	h := must(NewConsistentHash(src, opts...))
 	pickers["hash"] = func() (Picked, error) { return h.Pick("sticky-key") }
 	for name, pick := range pickers {
 		t.Run(name, func(t *testing.T) {
@@ -83,7 +83,7 @@ func TestEjectionAfterConsecutiveFailuresAndBack(t *testing.T) {
 func TestEjectionNeedsConsecutiveFailures(t *testing.T) {
 	clock := &fakeClock{now: time.Unix(1000, 0)}
 	src := newStatic(nInstances(2)...)
-	p := NewRoundRobin(src, WithEjection(2, time.Minute), WithClock(clock.Now))
+	p := must(NewRoundRobin(src, WithEjection(2, time.Minute), WithClock(clock.Now)))
 	fail := true
 	for range 50 {
 		pk, err := p.Pick()
@@ -109,7 +109,7 @@ func TestEjectionNeedsConsecutiveFailures(t *testing.T) {
 func TestLastInstanceIsNeverEjected(t *testing.T) {
 	clock := &fakeClock{now: time.Unix(1000, 0)}
 	src := newStatic(nInstances(2)...)
-	p := NewRoundRobin(src, WithEjection(1, time.Minute), WithClock(clock.Now))
+	p := must(NewRoundRobin(src, WithEjection(1, time.Minute), WithClock(clock.Now)))
 	for range 20 {
 		pk, err := p.Pick()
 		require.NoError(t, err)
@@ -128,7 +128,7 @@ func TestLastInstanceIsNeverEjected(t *testing.T) {
 		pk.Done(nil)
 	}
 	// Ejection off: nothing is ever ejected.
-	q := NewRoundRobin(src, WithEjection(0, time.Minute), WithClock(clock.Now))
+	q := must(NewRoundRobin(src, WithoutEjection(), WithClock(clock.Now)))
 	for range 20 {
 		pk, _ := q.Pick()
 		pk.Done(errDown)
@@ -139,7 +139,7 @@ func TestLastInstanceIsNeverEjected(t *testing.T) {
 
 func TestEjectedReportsTheCoolDown(t *testing.T) {
 	clock := &fakeClock{now: time.Unix(1000, 0)}
-	p := NewRoundRobin(newStatic(nInstances(2)...), WithEjection(1, 10*time.Second), WithClock(clock.Now))
+	p := must(NewRoundRobin(newStatic(nInstances(2)...), WithEjection(1, 10*time.Second), WithClock(clock.Now)))
 	pk, err := p.Pick()
 	require.NoError(t, err)
 	bad := pk.Instance.ID

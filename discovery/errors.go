@@ -1,6 +1,11 @@
 package discovery
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+
+	"github.com/rosterkit/roster"
+)
 
 // Sentinel errors, usable with errors.Is.
 var (
@@ -9,13 +14,14 @@ var (
 	// caused by ejection: a picker never ejects its last instance.
 	ErrNoInstances = errors.New("discovery: no instances available")
 
-	// ErrClosed is returned by calls on a Cache, Subscription or
-	// Discoverer that has been closed.
-	ErrClosed = errors.New("discovery: closed")
+	// ErrClosed is returned by calls on a closed Discoverer, Cache or
+	// ServiceSet, and by those whose etcd client was closed. It wraps
+	// roster.ErrClosed.
+	ErrClosed = fmt.Errorf("discovery: %w", roster.ErrClosed)
 
-	// ErrStale reports that a cache's watch went silent: neither events
-	// nor progress notifications arrived although etcd had moved on, so the
-	// cache restarted it. Cache.Err returns it (wrapped) until the cache is
-	// current again.
-	ErrStale = errors.New("discovery: watch stale")
+	// ErrStale is wrapped by Cache.Err and ServiceSet.Err while the view
+	// could not be confirmed against etcd within its bound (about twice
+	// the progress interval): etcd, or the path to it, does not answer.
+	// The last view is served meanwhile. It wraps roster.ErrStale.
+	ErrStale = fmt.Errorf("discovery: %w", roster.ErrStale)
 )

@@ -5,28 +5,61 @@ import (
 	"errors"
 	"fmt"
 	"log"
+	"net"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/rosterkit/roster"
 	"github.com/rosterkit/roster/discovery"
+	"github.com/rosterkit/roster/internal/etcdtest"
 )
 
-var cli *clientv3.Client // your etcd client
+// connect returns a client of a throwaway etcd member for the examples; an
+// application creates its client with clientv3.New and its cluster's
+// endpoints.
+func connect() (*clientv3.Client, func()) {
+	cli, stop, err := etcdtest.Standalone()
+	if err != nil {
+		log.Fatal(err)
+	}
+	return cli, stop
+}
 
-func call(addr string) error { return nil }
+// register writes an instance as package registry would, without a lease:
+// the examples show the reading side.
+func register(cli *clientv3.Client, in roster.Instance) {
+	v, err := roster.EncodeInstance(in)
+	if err != nil {
+		log.Fatal(err)
+	}
+	if _, err := cli.Put(context.Background(), "/roster/services/"+in.Service+"/"+in.ID, string(v)); err != nil {
+		log.Fatal(err)
+	}
+}
+
+func unregister(cli *clientv3.Client, service, id string) {
+	if _, err := cli.Delete(context.Background(), "/roster/services/"+service+"/"+id); err != nil {
+		log.Fatal(err)
+	}
+}
 
 // Follow a service and pick an instance per call.
 func Example() {
+	cli, stop := connect()
+	defer stop()
+	register(cli, roster.Instance{Service: "users", ID: "u1", Addr: "10.0.0.1:8080"})
+	register(cli, roster.Instance{Service: "users", ID: "u2", Addr: "10.0.0.2:8080"})
+
 	d, err := discovery.New(cli)
 	if err != nil {
 		log.Fatal(err)
 	}
 	defer d.Close()
-
 	users, err := d.Watch("users")
 	if err != nil {
 		log.Fatal(err)
@@ -38,88 +71,139 @@ func Example() {
 		log.Fatal(err)
 	}
 
-	picker := discovery.NewP2C(users)
-	p, err := picker.Pick()
-	if errors.Is(err, discovery.ErrNoInstances) {
-		log.Fatal("no user service is up")
+	rr, err := discovery.NewRoundRobin(users)
+	if err != nil {
+		log.Fatal(err)
 	}
-	err = call(p.Instance.Addr)
-	p.Done(err) // always; failures count towards ejection
+	for range 4 {
+		p, err := rr.Pick()
+		if errors.Is(err, discovery.ErrNoInstances) {
+			log.Fatal("no user service is up")
+		}
+		fmt.Println("call", p.Instance.Addr)
+		p.Done(nil) // always; pass the call's error when the instance failed it
+	}
+	// Output:
+	// call 10.0.0.1:8080
+	// call 10.0.0.2:8080
+	// call 10.0.0.1:8080
+	// call 10.0.0.2:8080
 }
 
-// Connect gRPC to every registered instance of a service.
-func ExampleNewResolverBuilder() {
+// React to instances coming and going: the first change is the whole view.
+func ExampleCache_Changes() {
+	cli, stop := connect()
+	defer stop()
+	register(cli, roster.Instance{Service: "users", ID: "u1", Addr: "10.0.0.1:8080"})
+
 	d, err := discovery.New(cli)
 	if err != nil {
 		log.Fatal(err)
 	}
 	defer d.Close()
-
-	conn, err := grpc.NewClient("roster:///users?zone=eu-1",
-		grpc.WithResolvers(discovery.NewResolverBuilder(d)),
-		grpc.WithDefaultServiceConfig(`{"loadBalancingConfig":[{"round_robin":{}}]}`),
-		grpc.WithTransportCredentials(insecure.NewCredentials()))
+	users, err := d.Watch("users")
 	if err != nil {
 		log.Fatal(err)
 	}
-	defer conn.Close()
-	// Use conn with any generated client.
-}
-
-// React to instances coming and going.
-func ExampleCache_Subscribe() {
-	d, _ := discovery.New(cli)
-	defer d.Close()
-	users, _ := d.Watch("users")
 	defer users.Close()
 
-	sub := users.Subscribe()
-	defer sub.Close()
-	for {
-		ch, err := sub.Next(context.Background())
-		if err != nil {
-			return
-		}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	changes := users.Changes(ctx)
+	show := func() {
+		ch := <-changes
 		for _, in := range ch.Added {
 			fmt.Println("up:", in.ID, in.Addr)
 		}
 		for _, in := range ch.Removed {
 			fmt.Println("down:", in.ID)
 		}
-		fmt.Println("as of revision", ch.Snapshot.Revision)
+		fmt.Println("instances:", ch.Snapshot.Len())
 	}
+	show()
+	register(cli, roster.Instance{Service: "users", ID: "u2", Addr: "10.0.0.2:8080"})
+	show()
+	unregister(cli, "users", "u1")
+	show()
+	// Output:
+	// up: u1 10.0.0.1:8080
+	// instances: 1
+	// up: u2 10.0.0.2:8080
+	// instances: 2
+	// down: u1
+	// instances: 1
+}
+
+// List the services registered under the namespace, and follow the list.
+func ExampleDiscoverer_WatchServices() {
+	cli, stop := connect()
+	defer stop()
+	register(cli, roster.Instance{Service: "users", ID: "u1", Addr: "10.0.0.1:8080"})
+	register(cli, roster.Instance{Service: "carts", ID: "c1", Addr: "10.0.0.3:8080"})
+
+	d, err := discovery.New(cli)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer d.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	names, err := d.Services(ctx)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("now:", names)
+
+	set, err := d.WatchServices()
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer set.Close()
+	changes := set.Changes(ctx)
+	fmt.Println("added:", (<-changes).Added)
+	unregister(cli, "carts", "c1") // its last instance
+	fmt.Println("removed:", (<-changes).Removed)
+	// Output:
+	// now: [carts users]
+	// added: [carts users]
+	// removed: [carts]
 }
 
 // Route each user to the same instance.
 func ExampleConsistentHash() {
-	d, _ := discovery.New(cli)
-	defer d.Close()
-	carts, _ := d.Watch("carts")
-	defer carts.Close()
-
-	byUser := discovery.NewConsistentHash(carts,
-		discovery.WithFilter(discovery.MatchMetadata(map[string]string{"version": "2"})))
-	p, err := byUser.Pick("user-42")
+	carts := discovery.NewSnapshot("carts",
+		roster.Instance{Service: "carts", ID: "c1", Addr: "10.0.0.1:80"},
+		roster.Instance{Service: "carts", ID: "c2", Addr: "10.0.0.2:80"},
+		roster.Instance{Service: "carts", ID: "c3", Addr: "10.0.0.3:80"},
+	)
+	byUser, err := discovery.NewConsistentHash(static{carts})
 	if err != nil {
-		return
+		log.Fatal(err)
 	}
-	defer p.Done(nil)
-	fmt.Println("user-42 lives on", p.Instance.Addr)
+	first, _ := byUser.Pick("user-42")
+	first.Done(nil)
+	again, _ := byUser.Pick("user-42")
+	again.Done(nil)
+	fmt.Println("user-42 stays on one instance:", first.Instance.ID == again.Instance.ID)
+	// Output: user-42 stays on one instance: true
 }
 
-// static is a Source over a fixed list, e.g. for tests or configuration.
+// static is a Source over a fixed snapshot, e.g. from configuration.
 type static struct{ snap *discovery.Snapshot }
 
 func (s static) Snapshot() *discovery.Snapshot { return s.snap }
 
 // Weights from the instances, spread smoothly (nginx's sequence).
 func ExampleWeighted() {
-	src := static{&discovery.Snapshot{Instances: []roster.Instance{
-		{ID: "a", Addr: "10.0.0.1:80", Weight: 5},
-		{ID: "b", Addr: "10.0.0.2:80"},
-		{ID: "c", Addr: "10.0.0.3:80"},
-	}}}
-	w := discovery.NewWeighted(src)
+	src := static{discovery.NewSnapshot("svc",
+		roster.Instance{ID: "a", Addr: "10.0.0.1:80", Weight: 5},
+		roster.Instance{ID: "b", Addr: "10.0.0.2:80"},
+		roster.Instance{ID: "c", Addr: "10.0.0.3:80"},
+	)}
+	w, err := discovery.NewWeighted(src)
+	if err != nil {
+		log.Fatal(err)
+	}
 	for range 7 {
 		p, _ := w.Pick()
 		fmt.Print(p.Instance.ID, " ")
@@ -131,11 +215,14 @@ func ExampleWeighted() {
 
 // Eject an instance after three failed calls in a row, for ten seconds.
 func ExampleWithEjection() {
-	src := static{&discovery.Snapshot{Instances: []roster.Instance{
-		{ID: "a", Addr: "10.0.0.1:80"},
-		{ID: "b", Addr: "10.0.0.2:80"},
-	}}}
-	rr := discovery.NewRoundRobin(src, discovery.WithEjection(3, 10*time.Second))
+	src := static{discovery.NewSnapshot("svc",
+		roster.Instance{ID: "a", Addr: "10.0.0.1:80"},
+		roster.Instance{ID: "b", Addr: "10.0.0.2:80"},
+	)}
+	rr, err := discovery.NewRoundRobin(src, discovery.WithEjection(3, 10*time.Second))
+	if err != nil {
+		log.Fatal(err)
+	}
 	down := errors.New("connection refused")
 	for range 6 {
 		p, _ := rr.Pick()
@@ -152,4 +239,42 @@ func ExampleWithEjection() {
 	}
 	fmt.Println()
 	// Output: b b b b
+}
+
+// Connect gRPC to every registered, serving instance of a service.
+func ExampleNewResolverBuilder() {
+	cli, stop := connect()
+	defer stop()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		log.Fatal(err)
+	}
+	srv := grpc.NewServer()
+	healthpb.RegisterHealthServer(srv, health.NewServer())
+	go srv.Serve(lis)
+	defer srv.Stop()
+	register(cli, roster.Instance{Service: "echo", ID: "e1", Addr: lis.Addr().String()})
+
+	d, err := discovery.New(cli)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer d.Close()
+	conn, err := grpc.NewClient("roster:///echo",
+		grpc.WithResolvers(discovery.NewResolverBuilder(d)),
+		grpc.WithDefaultServiceConfig(`{"loadBalancingConfig":[{"round_robin":{}}]}`),
+		grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer conn.Close()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	resp, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{}, grpc.WaitForReady(true))
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(resp.Status)
+	// Output: SERVING
 }

@@ -1,18 +1,21 @@
 package discovery
 
-import "github.com/rosterkit/roster"
+import (
+	"maps"
+
+	"github.com/rosterkit/roster"
+)
 
 // Filter selects instances. It receives a pointer into a snapshot to
 // avoid copying; it must not modify the instance or keep the pointer.
-// Filters run when a picker rebuilds its state for a new snapshot, not on
-// every pick.
+// A picker runs its filter once per change of an instance, not per pick.
 type Filter func(*roster.Instance) bool
 
 // MatchMetadata accepts instances whose metadata holds every given
 // key/value pair, e.g. MatchMetadata(map[string]string{"zone": "eu-1"}).
 // An empty map accepts all. The map is copied.
 func MatchMetadata(want map[string]string) Filter {
-	want = cloneMap(want)
+	want = maps.Clone(want)
 	return func(in *roster.Instance) bool {
 		for k, v := range want {
 			if got, ok := in.Metadata[k]; !ok || got != v {
@@ -50,12 +53,4 @@ func All(filters ...Filter) Filter {
 		}
 		return true
 	}
-}
-
-func cloneMap(m map[string]string) map[string]string {
-	out := make(map[string]string, len(m))
-	for k, v := range m {
-		out[k] = v
-	}
-	return out
 }

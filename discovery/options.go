@@ -1,90 +1,111 @@
 package discovery
 
 import (
+	"fmt"
+	"log/slog"
 	"time"
 
+	"go.opentelemetry.io/otel/metric"
+
+	"github.com/rosterkit/roster"
 	"github.com/rosterkit/roster/internal/keys"
 )
 
 // Defaults of the Discoverer options.
 const (
-	// DefaultProgressInterval is how long a cache's watch may stay silent
-	// before the cache checks that it is still current. Staleness is
-	// bounded by about twice this interval.
+	// DefaultProgressInterval is how long a watch may stay silent before
+	// the cache checks that it is still current. Staleness is reported
+	// within about twice this interval.
 	DefaultProgressInterval = 5 * time.Second
-	// DefaultRetryMin and DefaultRetryMax bound the backoff between
-	// attempts to re-list while etcd is unreachable.
-	DefaultRetryMin = 100 * time.Millisecond
-	DefaultRetryMax = 5 * time.Second
-	// DefaultPageSize is how many keys one Get of the initial list reads,
-	// so a large service does not need one huge response.
+	// MinProgressInterval is the shortest progress interval accepted.
+	MinProgressInterval = 10 * time.Millisecond
+	// DefaultPageSize is how many keys one Get of a list reads, so that a
+	// large service does not need one huge response.
 	DefaultPageSize = 5000
 )
 
-// Option configures a Discoverer.
-type Option func(*config)
+// Option configures a Discoverer. A zero value means the default; a
+// negative or otherwise impossible one makes New fail with an error
+// wrapping roster.ErrInvalidOption.
+type Option interface{ apply(*config) }
+
+type option func(*config)
+
+func (f option) apply(c *config) { f(c) }
 
 type config struct {
 	namespace        string
 	progressInterval time.Duration
-	retryMin         time.Duration
-	retryMax         time.Duration
-	pageSize         int64
+	backoffMin       time.Duration
+	backoffMax       time.Duration
+	pageSize         int
+	logger           *slog.Logger
+	meterProvider    metric.MeterProvider
 }
 
-func newConfig(opts []Option) config {
-	c := config{
-		namespace:        keys.DefaultNamespace,
-		progressInterval: DefaultProgressInterval,
-		retryMin:         DefaultRetryMin,
-		retryMax:         DefaultRetryMax,
-		pageSize:         DefaultPageSize,
-	}
+func newConfig(opts []Option) (config, error) {
+	var c config
 	for _, o := range opts {
-		o(&c)
+		if o != nil {
+			o.apply(&c)
+		}
 	}
-	if c.progressInterval <= 0 {
+	invalid := func(format string, args ...any) error {
+		return fmt.Errorf("discovery: %w: %s", roster.ErrInvalidOption, fmt.Sprintf(format, args...))
+	}
+	if c.namespace == "" {
+		c.namespace = keys.DefaultNamespace
+	}
+	if err := keys.ValidateNamespace(c.namespace); err != nil {
+		return c, fmt.Errorf("discovery: %w", err)
+	}
+	switch {
+	case c.progressInterval == 0:
 		c.progressInterval = DefaultProgressInterval
+	case c.progressInterval < MinProgressInterval:
+		return c, invalid("WithProgressInterval(%v): below %v", c.progressInterval, MinProgressInterval)
 	}
-	if c.retryMin <= 0 {
-		c.retryMin = DefaultRetryMin
+	if c.backoffMin < 0 || c.backoffMax < 0 {
+		return c, invalid("WithBackoff(%v, %v): negative", c.backoffMin, c.backoffMax)
 	}
-	if c.retryMax < c.retryMin {
-		c.retryMax = max(c.retryMin, DefaultRetryMax)
+	if c.backoffMin > 0 && c.backoffMax > 0 && c.backoffMax < c.backoffMin {
+		return c, invalid("WithBackoff(%v, %v): max below min", c.backoffMin, c.backoffMax)
 	}
-	if c.pageSize <= 0 {
+	if c.backoffMin == 0 {
+		c.backoffMin = roster.DefaultBackoffMin
+	}
+	if c.backoffMax == 0 {
+		c.backoffMax = max(roster.DefaultBackoffMax, c.backoffMin)
+	}
+	c.backoffMin = min(c.backoffMin, c.backoffMax) // WithBackoff(0, max) with a max below the default min
+	switch {
+	case c.pageSize == 0:
 		c.pageSize = DefaultPageSize
+	case c.pageSize < 0:
+		return c, invalid("WithPageSize(%d): negative", c.pageSize)
 	}
-	return c
+	return c, nil
 }
 
-// WithNamespace sets the key namespace the registry writes under
-// (default "/roster"). It must pass keys.ValidateNamespace rules: start
-// with '/', not end with one.
-func WithNamespace(ns string) Option { return func(c *config) { c.namespace = ns } }
+// WithNamespace sets the key namespace the registry writes under;
+// "" means roster.DefaultNamespace.
+func WithNamespace(ns string) Option { return option(func(c *config) { c.namespace = ns }) }
 
 // WithProgressInterval sets how long a watch may stay silent before the
-// cache verifies it is current: it reads the store revision with a
-// linearizable Get and, if etcd moved on, asks the watch for a progress
-// notification; a watch that still says nothing one interval later is
-// restarted. The interval therefore bounds how stale a cache can be
-// without knowing it (about twice the interval), at the cost of one small
-// read per idle interval per service. Non-positive values mean
-// DefaultProgressInterval.
-//
-// Progress requests go to the client's watch stream for contexts made
-// with clientv3.WithRequireLeader, and etcd answers them on every watch of
-// that stream: your own watches on the same client with such a context
-// may see extra progress notifications (WatchResponse.IsProgressNotify).
+// cache makes sure it is current (DefaultProgressInterval). Staleness is
+// reported within about twice the interval, at the cost of one small read
+// per idle interval per followed service. See the package doc.
 func WithProgressInterval(d time.Duration) Option {
-	return func(c *config) { c.progressInterval = d }
+	return option(func(c *config) { c.progressInterval = d })
 }
 
-// WithRetryBackoff bounds the jittered exponential backoff between
-// attempts to re-list a service while etcd is unreachable.
-func WithRetryBackoff(minDelay, maxDelay time.Duration) Option {
-	return func(c *config) { c.retryMin, c.retryMax = minDelay, maxDelay }
+// WithBackoff bounds the jittered exponential pause between attempts to
+// list again while etcd is unreachable (roster.DefaultBackoffMin and
+// roster.DefaultBackoffMax).
+func WithBackoff(min, max time.Duration) Option {
+	return option(func(c *config) { c.backoffMin, c.backoffMax = min, max })
 }
 
-// WithPageSize sets how many keys one Get reads while listing a service.
-func WithPageSize(n int) Option { return func(c *config) { c.pageSize = int64(n) } }
+// WithPageSize sets how many keys one Get reads while listing
+// (DefaultPageSize).
+func WithPageSize(n int) Option { return option(func(c *config) { c.pageSize = n }) }

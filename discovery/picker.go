@@ -1,202 +1,372 @@
 package discovery
 
 import (
+	"fmt"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/metric"
+
 	"github.com/rosterkit/roster"
 )
 
-// Source supplies snapshots to pickers. *Cache implements it; anything
-// else that holds an immutable *Snapshot behind an atomic pointer can too.
-// A Source must return snapshots whose Instances slice is replaced, never
-// modified, when the instances change.
+// Source supplies snapshots to pickers. *Cache implements it; so does
+// anything that returns the same *Snapshot until its instances change
+// (see NewSnapshot).
 type Source interface {
 	Snapshot() *Snapshot
 }
 
-// Picker chooses an instance for one call. The pickers of this package
-// are safe for concurrent use. Pick takes no locks and does not allocate,
-// except the first Pick after the instances change, which rebuilds the
-// picker's state from the new snapshot under a lock (other Picks meanwhile
-// use the previous state).
+// Picker chooses an instance for one call. RoundRobin, Random, Weighted
+// and P2C implement it.
 type Picker interface {
 	Pick() (Picked, error)
 }
 
+// KeyedPicker chooses the instance for a key: ConsistentHash implements
+// it.
+type KeyedPicker interface {
+	Pick(key string) (Picked, error)
+}
+
+var (
+	_ Picker      = (*RoundRobin)(nil)
+	_ Picker      = (*Random)(nil)
+	_ Picker      = (*Weighted)(nil)
+	_ Picker      = (*P2C)(nil)
+	_ KeyedPicker = (*ConsistentHash)(nil)
+	_ Source      = (*Cache)(nil)
+)
+
 // Picked is the result of a pick. Call Done exactly once when the call
-// made with it ends: it releases the in-flight count and reports the
+// made with it ends: it ends the call's in-flight count and reports the
 // outcome to outlier ejection. The zero Picked (returned with an error)
-// may be Done'd harmlessly.
+// may be Done harmlessly.
 type Picked struct {
-	// Instance is the chosen instance, pointing into the snapshot it came
-	// from. Do not modify it.
+	// Instance is the chosen instance. Do not modify it.
 	Instance *roster.Instance
 
-	h *health
+	e *entry
 	b *base
 }
 
-// Done ends the call. Pass the error only when it says the instance is
-// unhealthy (unreachable, unavailable, timed out); application errors
-// should be passed as nil, which also counts as a success and resets the
+// Done ends the call. Pass an error only when it says the instance is
+// unhealthy (unreachable, unavailable, timed out); pass nil for an
+// application error, which also counts as a success and resets the
 // instance's consecutive failures.
 func (p Picked) Done(err error) {
-	if p.h == nil {
+	e := p.e
+	if e == nil {
 		return
 	}
-	p.h.inflight.Add(-1)
+	e.dones.Add(1)
 	if err == nil {
-		if p.h.fails.Load() != 0 {
-			p.h.fails.Store(0)
+		if e.fails.Load() != 0 {
+			e.fails.Store(0)
 		}
 		return
 	}
-	p.b.failed(p.h)
+	e.failures.Add(1)
+	p.b.failed(e)
 }
 
-// health is the per-instance state that outlives snapshots: pickers carry
-// it over by instance ID when they rebuild.
-type health struct {
-	inflight atomic.Int64
-	fails    atomic.Int32 // consecutive failures
-	until    atomic.Int64 // end of ejection in Unix nanoseconds; 0 if not ejected
-}
-
-// entry is one pickable instance of a table.
+// entry is one pickable instance of a picker: its state outlives the
+// snapshots, as long as the instance stays pickable.
 type entry struct {
-	inst   *roster.Instance
-	h      *health
-	weight uint64
+	id   string
+	inst atomic.Pointer[roster.Instance]
+
+	// Written on every pick; the picks not yet Done are picks - dones.
+	picks    atomic.Int64
+	dones    atomic.Int64
+	fails    atomic.Int32 // consecutive failures
+	until    atomic.Int64 // end of ejection, Unix nanoseconds; 0 if not ejected
+	failures atomic.Int64 // failed calls, for metrics
+
+	// Guarded by base.mu.
+	weight  uint64
+	idx     int  // position in the vector
+	ejected bool // in base.ejected
+	attrs   metric.ObserveOption
 }
 
-// table is a picker's state precomputed for one snapshot content. It is
-// immutable once published.
-type table struct {
-	insts []roster.Instance // the snapshot content it was built from
-	ents  []entry           // serving instances that pass the filter
+func (e *entry) inflight() int64 { return e.picks.Load() - e.dones.Load() }
 
-	// Weighted round-robin.
-	seq    []int32  // one precomputed cycle of ents indexes, or nil
-	cum    []uint64 // cum[i] = sum of weights of ents[0..i], divided by their gcd
-	total  uint64
-	stride uint64
+// state is a picker's view of one snapshot, immutable once published;
+// its structures share what did not change with the state before.
+type state struct {
+	root *node // the snapshot tree it reflects
+	n    int   // pickable instances
+	vec  vec   // the pickable entries; for ConsistentHash, its entry table
+	ring ring  // ConsistentHash
 
-	// Consistent hashing.
-	ring []point
+	// Weighted: one precomputed smooth cycle, or the stride walk.
+	seq           []*entry
+	total, stride uint64
 }
 
-// base is what every picker shares: the source, the per-snapshot table
-// and the ejection state.
+// base is what every picker shares: the source, the state for the current
+// snapshot and the ejection bookkeeping.
 type base struct {
-	src   Source
-	cfg   pickerConfig
-	build func(*table) // kind-specific precomputation, may be nil
+	src  Source
+	cfg  pickerConfig
+	kind string
+	tel  *pickerTelemetry
 
-	tab atomic.Pointer[table]
+	st atomic.Pointer[state]
 
-	mu     sync.Mutex         // serializes rebuilds and ejections
-	health map[string]*health // by instance ID; guarded by mu
+	mu      sync.Mutex        // serializes updates and ejections
+	byID    map[string]*entry // the pickable entries
+	ejected map[*entry]struct{}
+	free    []int // ConsistentHash: free slots of the entry table
 }
 
-func newBase(src Source, opts []PickerOption, build func(*table)) base {
-	return base{src: src, cfg: newPickerConfig(opts), build: build}
-}
-
-// current returns the table for the source's current snapshot. The common
-// case is two atomic loads and a comparison; a changed snapshot is
-// rebuilt once, by whichever pick notices first, while concurrent picks
-// keep using the previous table.
-func (b *base) current() *table {
-	snap := b.src.Snapshot()
-	t := b.tab.Load()
-	if t != nil && sameContent(t.insts, snap.Instances) {
-		return t
+func (b *base) init(kind string, src Source, opts []PickerOption) error {
+	if src == nil {
+		return fmt.Errorf("discovery: %s: %w: nil Source", kind, roster.ErrInvalidOption)
 	}
-	return b.rebuild(snap, t)
+	cfg, err := newPickerConfig(kind, opts)
+	if err != nil {
+		return err
+	}
+	b.src, b.cfg, b.kind = src, cfg, kind
+	b.byID = make(map[string]*entry)
+	b.ejected = make(map[*entry]struct{})
+	b.tel = newPickerTelemetry(b, cfg)
+	return nil
 }
 
-func (b *base) rebuild(snap *Snapshot, old *table) *table {
+// current returns the state for the source's snapshot: two atomic loads
+// and a comparison, unless the instances changed. Then the first pick to
+// notice applies the change while the others keep the previous state.
+func (b *base) current() *state {
+	var root *node
+	if s := b.src.Snapshot(); s != nil {
+		root = s.root
+	}
+	if st := b.st.Load(); st != nil && st.root == root {
+		return st
+	}
+	return b.update()
+}
+
+// update brings the state to the source's snapshot by applying the
+// difference between the two trees: O(log n) per changed instance.
+func (b *base) update() *state {
+	old := b.st.Load()
 	if old == nil {
 		b.mu.Lock()
 	} else if !b.mu.TryLock() {
-		return old // another pick is rebuilding
+		return old // another pick is updating
 	}
 	defer b.mu.Unlock()
-	if t := b.tab.Load(); t != nil && sameContent(t.insts, snap.Instances) {
-		return t
+	snap := b.src.Snapshot()
+	var root *node
+	if snap != nil {
+		root = snap.root
 	}
-	t := &table{insts: snap.Instances}
-	hs := make(map[string]*health, len(snap.Instances))
-	for i := range snap.Instances {
-		in := &snap.Instances[i]
-		if !in.Serving() || (b.cfg.filter != nil && !b.cfg.filter(in)) {
-			continue
+	old = b.st.Load()
+	if old != nil && old.root == root {
+		return old
+	}
+	st := &state{vec: vec{weighted: b.kind == kindWeighted}}
+	var oldRoot *node
+	if old != nil {
+		*st = *old
+		oldRoot = old.root
+	}
+	var changes []change
+	diff(oldRoot, root, func(o, n *item) { changes = append(changes, change{o, n}) })
+	gen := gens.Add(1)
+	if b.kind == kindHash && len(changes) > max(64, st.n/4) {
+		b.rebuildRing(st, changes)
+	} else {
+		for _, c := range changes {
+			b.apply(st, gen, c.old, c.cur)
 		}
-		h := b.health[in.ID]
-		if h == nil {
-			h = new(health)
-		}
-		hs[in.ID] = h
-		t.ents = append(t.ents, entry{inst: in, h: h, weight: uint64(in.EffectiveWeight())})
 	}
-	b.health = hs
-	if b.build != nil && len(t.ents) > 0 {
-		b.build(t)
+	st.root = root
+	if b.kind == kindWeighted {
+		deriveWeighted(st)
 	}
-	b.tab.Store(t)
-	return t
+	b.st.Store(st)
+	b.tel.setService(snap.Service())
+	return st
 }
 
-// take marks e in flight and returns it as a pick.
+// pickable reports whether a picker may choose it.
+func (b *base) pickable(it *item) bool {
+	return it != nil && it.inst.Serving() && (b.cfg.filter == nil || b.cfg.filter(&it.inst))
+}
+
+// apply brings one instance's entry up to date.
+func (b *base) apply(st *state, gen uint64, o, n *item) {
+	id := n
+	if id == nil {
+		id = o
+	}
+	e := b.byID[id.inst.ID]
+	ok := b.pickable(n)
+	switch {
+	case e != nil && !ok:
+		b.drop(st, gen, e)
+	case e == nil && ok:
+		b.add(st, gen, n)
+	case e != nil:
+		e.inst.Store(&n.inst)
+		if w := uint64(n.inst.EffectiveWeight()); b.kind == kindWeighted && w != e.weight {
+			e.weight = w
+			st.vec.set(gen, e.idx, e)
+		}
+	}
+}
+
+func (b *base) add(st *state, gen uint64, it *item) {
+	e := &entry{id: it.inst.ID, weight: uint64(it.inst.EffectiveWeight())}
+	e.inst.Store(&it.inst)
+	b.byID[e.id] = e
+	st.n++
+	if b.kind == kindHash {
+		if k := len(b.free); k > 0 {
+			e.idx, b.free = b.free[k-1], b.free[:k-1]
+			st.vec.set(gen, e.idx, e)
+		} else {
+			e.idx = st.vec.n
+			st.vec.push(gen, e)
+		}
+		c := ringCmp{&st.vec}
+		for _, h := range ringHashes(e.id, b.cfg.vnodes) {
+			st.ring.insert(c, gen, h, uint32(e.idx))
+		}
+		return
+	}
+	e.idx = st.vec.n
+	st.vec.push(gen, e)
+}
+
+func (b *base) drop(st *state, gen uint64, e *entry) {
+	delete(b.byID, e.id)
+	if e.ejected {
+		delete(b.ejected, e)
+		e.ejected = false
+	}
+	st.n--
+	if b.kind == kindHash {
+		c := ringCmp{&st.vec}
+		for _, h := range ringHashes(e.id, b.cfg.vnodes) {
+			st.ring.remove(c, gen, h, uint32(e.idx))
+		}
+		st.vec.set(gen, e.idx, nil)
+		b.free = append(b.free, e.idx)
+		return
+	}
+	if last := st.vec.get(st.vec.n - 1); last != e {
+		st.vec.set(gen, e.idx, last)
+		last.idx = e.idx
+	}
+	st.vec.pop(gen)
+}
+
+// change is one instance's difference between two snapshots.
+type change struct{ old, cur *item }
+
+// rebuildRing brings the entries up to date and builds the ring anew,
+// sorting all points at once: for a first state or a change of many
+// instances, faster than inserting each point.
+func (b *base) rebuildRing(st *state, changes []change) {
+	for _, c := range changes {
+		n := c.cur
+		id := n
+		if id == nil {
+			id = c.old
+		}
+		e := b.byID[id.inst.ID]
+		switch ok := b.pickable(n); {
+		case e != nil && !ok:
+			delete(b.byID, e.id)
+			if e.ejected {
+				delete(b.ejected, e)
+			}
+		case e == nil && ok:
+			e = &entry{id: n.inst.ID, weight: uint64(n.inst.EffectiveWeight())}
+			e.inst.Store(&n.inst)
+			b.byID[e.id] = e
+		case e != nil:
+			e.inst.Store(&n.inst)
+		}
+	}
+	ents := make([]*entry, 0, len(b.byID))
+	for _, e := range b.byID {
+		ents = append(ents, e)
+	}
+	slices.SortFunc(ents, func(a, b *entry) int { return strings.Compare(a.id, b.id) })
+	gen := gens.Add(1)
+	st.vec, b.free = vec{}, nil
+	ps := make([]point, 0, len(ents)*b.cfg.vnodes)
+	for i, e := range ents {
+		e.idx = i
+		st.vec.push(gen, e)
+		for _, h := range ringHashes(e.id, b.cfg.vnodes) {
+			ps = append(ps, point{h, uint32(i)})
+		}
+	}
+	st.ring = buildRing(sortPoints(ps))
+	st.n = len(ents)
+}
+
+// take counts a pick of e.
 func (b *base) take(e *entry) Picked {
-	e.h.inflight.Add(1)
-	return Picked{Instance: e.inst, h: e.h, b: b}
+	e.picks.Add(1)
+	return Picked{Instance: e.inst.Load(), e: e, b: b}
 }
 
-// choose takes ents[start], or the first usable entry after it when it is
-// ejected. If every entry is ejected (possible only in a race with
-// ejection), it takes ents[start] anyway: availability over caution.
-func (b *base) choose(t *table, start int) Picked {
-	n := len(t.ents)
-	for i, k := start, 0; k < n; k++ {
-		if b.usable(t.ents[i].h) {
-			return b.take(&t.ents[i])
+// choose takes entry i, or the next usable one when it is ejected. If all
+// are (only possible in a race with an ejection), it takes i anyway:
+// availability over caution.
+func (b *base) choose(st *state, i int) Picked {
+	e := st.vec.get(i)
+	if b.usable(e) {
+		return b.take(e)
+	}
+	for k, j := 1, i; k < st.vec.n; k++ {
+		if j++; j == st.vec.n {
+			j = 0
 		}
-		if i++; i == n {
-			i = 0
+		if f := st.vec.get(j); b.usable(f) {
+			return b.take(f)
 		}
 	}
-	return b.take(&t.ents[start])
+	return b.take(e)
 }
 
 // Inflight returns how many picks of the instance with the given ID have
-// not been Done yet, as seen by this picker.
+// not been Done yet, in this picker.
 func (b *base) Inflight(id string) int64 {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if h := b.health[id]; h != nil {
-		return h.inflight.Load()
+	if e := b.byID[id]; e != nil {
+		return e.inflight()
 	}
 	return 0
 }
 
 // Ejected reports whether the instance with the given ID is sitting out an
-// ejection cool-down in this picker, for status pages and metrics.
+// ejection cool-down in this picker.
 func (b *base) Ejected(id string) bool {
 	return b.ejectedUntil(id).After(b.cfg.now())
 }
 
-// nowNano reads the picker's clock.
 func (b *base) nowNano() int64 { return b.cfg.now().UnixNano() }
 
 // ejectedUntil returns the end of id's ejection, zero if none.
 func (b *base) ejectedUntil(id string) time.Time {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if h := b.health[id]; h != nil {
-		if u := h.until.Load(); u != 0 {
+	if e := b.byID[id]; e != nil {
+		if u := e.until.Load(); u != 0 {
 			return time.Unix(0, u)
 		}
 	}

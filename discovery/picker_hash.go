@@ -8,56 +8,72 @@ import (
 // ConsistentHash routes each key to the same instance for as long as that
 // instance is there (sticky routing), and moves only about 1/N of the keys
 // when one of N instances comes or goes. It is a hash ring: every serving
-// instance gets a number of points (virtual nodes, WithVirtualNodes)
-// placed by hashing its ID, and a key goes to the instance owning the
-// first point at or after the key's hash. The ring is built once per
-// snapshot. Keys of an ejected instance go to the next instance on the
-// ring and come back after the cool-down.
+// instance has WithVirtualNodes points placed by hashing its ID, and a key
+// goes to the instance owning the first point at or after the key's hash.
+// A change adds or removes that instance's points only. Keys of an ejected
+// instance go to the next instance on the ring and come back after the
+// cool-down.
 //
-// The hash functions are fixed (FNV-1a, finalized with a 64-bit mixer),
-// so every process routes a key the same way. Weights are ignored.
+// The hash functions are fixed (FNV-1a, finalized with a 64-bit mixer), so
+// every process routes a key the same way. Weights are ignored.
 type ConsistentHash struct {
 	base
 }
 
-// point is one virtual node on the ring.
-type point struct {
-	hash uint64
-	ent  int32 // index into table.ents
-}
-
 // NewConsistentHash returns a consistent-hashing picker over src.
-func NewConsistentHash(src Source, opts ...PickerOption) *ConsistentHash {
+func NewConsistentHash(src Source, opts ...PickerOption) (*ConsistentHash, error) {
 	p := &ConsistentHash{}
-	p.base = newBase(src, opts, func(t *table) { buildRing(t, p.cfg.vnodes) })
-	return p
+	if err := p.init(kindHash, src, opts); err != nil {
+		return nil, err
+	}
+	return p, nil
 }
 
-func buildRing(t *table, vnodes int) {
-	vnodes = max(1, min(vnodes, maxRingPoints/len(t.ents)))
-	t.ring = make([]point, 0, len(t.ents)*vnodes)
-	for i, e := range t.ents {
-		h := hashString(e.inst.ID)
-		for v := range vnodes {
-			t.ring = append(t.ring, point{hash: mix64(h ^ uint64(v+1)*0x9e3779b97f4a7c15), ent: int32(i)})
+// Pick returns the instance that owns key, or ErrNoInstances.
+func (p *ConsistentHash) Pick(key string) (Picked, error) {
+	st := p.current()
+	if st.n == 0 {
+		return Picked{}, ErrNoInstances
+	}
+	slot, h := st.ring.owner(hashString(key))
+	e := st.vec.get(int(slot))
+	if p.usable(e) {
+		return p.take(e), nil
+	}
+	// Walk on past the points of ejected instances.
+	first := e
+	for range st.ring.n {
+		if h == ^uint64(0) {
+			slot, h = st.ring.owner(0)
+		} else {
+			slot, h = st.ring.owner(h + 1)
+		}
+		if e = st.vec.get(int(slot)); p.usable(e) {
+			return p.take(e), nil
 		}
 	}
-	t.ring = sortPoints(t.ring)
+	return p.take(first), nil
+}
+
+// ringHashes returns the points of an instance on the ring.
+func ringHashes(id string, vnodes int) []uint64 {
+	h := hashString(id)
+	out := make([]uint64, vnodes)
+	for v := range out {
+		out[v] = mix64(h ^ uint64(v+1)*0x9e3779b97f4a7c15)
+	}
+	return out
 }
 
 // sortPoints sorts points by hash with a stable least-significant-digit
 // radix sort, 11 bits per pass (few enough buckets to stay in cache): a
 // million points sort in tens of milliseconds where a comparison sort
-// takes hundreds. Stability breaks ties by instance order, so every
-// process builds the same ring. Small rings use a comparison sort.
+// takes hundreds. Stability keeps ties in instance order, so given points
+// in ID order every process builds the same ring. Small rings use a
+// comparison sort.
 func sortPoints(ps []point) []point {
 	if len(ps) < 1<<12 {
-		slices.SortFunc(ps, func(a, b point) int {
-			if c := cmp.Compare(a.hash, b.hash); c != 0 {
-				return c
-			}
-			return cmp.Compare(a.ent, b.ent) // as stable as the radix sort
-		})
+		slices.SortStableFunc(ps, func(a, b point) int { return cmp.Compare(a.h, b.h) })
 		return ps
 	}
 	const bits = 11
@@ -66,7 +82,7 @@ func sortPoints(ps []point) []point {
 	for shift := uint(0); shift < 64; shift += bits {
 		clear(count[:])
 		for _, p := range ps {
-			count[(p.hash>>shift)&(1<<bits-1)]++
+			count[(p.h>>shift)&(1<<bits-1)]++
 		}
 		sum := 0
 		for i, c := range count {
@@ -74,7 +90,7 @@ func sortPoints(ps []point) []point {
 			sum += c
 		}
 		for _, p := range ps {
-			d := (p.hash >> shift) & (1<<bits - 1)
+			d := (p.h >> shift) & (1<<bits - 1)
 			buf[count[d]] = p
 			count[d]++
 		}
@@ -83,40 +99,8 @@ func sortPoints(ps []point) []point {
 	return ps
 }
 
-// Pick returns the instance that owns key, or ErrNoInstances.
-func (p *ConsistentHash) Pick(key string) (Picked, error) {
-	t := p.current()
-	if len(t.ents) == 0 {
-		return Picked{}, ErrNoInstances
-	}
-	h := hashString(key)
-	lo, hi := 0, len(t.ring)
-	for lo < hi {
-		m := int(uint(lo+hi) >> 1)
-		if t.ring[m].hash < h {
-			lo = m + 1
-		} else {
-			hi = m
-		}
-	}
-	if lo == len(t.ring) {
-		lo = 0
-	}
-	// Walk on past ejected instances' points.
-	for i, k := lo, 0; k < len(t.ring); k++ {
-		e := &t.ents[t.ring[i].ent]
-		if p.usable(e.h) {
-			return p.take(e), nil
-		}
-		if i++; i == len(t.ring) {
-			i = 0
-		}
-	}
-	return p.take(&t.ents[t.ring[lo].ent]), nil
-}
-
-// hashString is 64-bit FNV-1a followed by mix64, inlined so hashing a
-// key does not allocate.
+// hashString is 64-bit FNV-1a followed by mix64, inlined so hashing a key
+// does not allocate.
 func hashString(s string) uint64 {
 	h := uint64(14695981039346656037)
 	for i := 0; i < len(s); i++ {

@@ -11,34 +11,36 @@ type P2C struct {
 	base
 }
 
-var _ Picker = (*P2C)(nil)
-
 // NewP2C returns a power-of-two-choices picker over src.
-func NewP2C(src Source, opts ...PickerOption) *P2C {
-	return &P2C{base: newBase(src, opts, nil)}
+func NewP2C(src Source, opts ...PickerOption) (*P2C, error) {
+	p := &P2C{}
+	if err := p.init(kindP2C, src, opts); err != nil {
+		return nil, err
+	}
+	return p, nil
 }
 
 // Pick returns the less loaded of two random instances, or
 // ErrNoInstances.
 func (p *P2C) Pick() (Picked, error) {
-	t := p.current()
-	n := len(t.ents)
+	st := p.current()
+	n := st.vec.n
 	switch n {
 	case 0:
 		return Picked{}, ErrNoInstances
 	case 1:
-		return p.choose(t, 0), nil
+		return p.choose(st, 0), nil
 	}
 	a := rand.IntN(n)
 	b := rand.IntN(n - 1)
 	if b >= a {
 		b++
 	}
-	ea, eb := &t.ents[a], &t.ents[b]
-	ua, ub := p.usable(ea.h), p.usable(eb.h)
+	ea, eb := st.vec.get(a), st.vec.get(b)
+	ua, ub := p.usable(ea), p.usable(eb)
 	switch {
 	case ua && ub:
-		if eb.h.inflight.Load() < ea.h.inflight.Load() {
+		if eb.inflight() < ea.inflight() {
 			return p.take(eb), nil
 		}
 		return p.take(ea), nil
@@ -47,6 +49,6 @@ func (p *P2C) Pick() (Picked, error) {
 	case ub:
 		return p.take(eb), nil
 	default:
-		return p.choose(t, a), nil
+		return p.choose(st, a), nil
 	}
 }

@@ -8,19 +8,21 @@ type Random struct {
 	base
 }
 
-var _ Picker = (*Random)(nil)
-
 // NewRandom returns a random picker over src.
-func NewRandom(src Source, opts ...PickerOption) *Random {
-	return &Random{base: newBase(src, opts, nil)}
+func NewRandom(src Source, opts ...PickerOption) (*Random, error) {
+	p := &Random{}
+	if err := p.init(kindRandom, src, opts); err != nil {
+		return nil, err
+	}
+	return p, nil
 }
 
 // Pick returns a random instance, or ErrNoInstances.
 func (p *Random) Pick() (Picked, error) {
-	t := p.current()
-	if len(t.ents) == 0 {
+	st := p.current()
+	if st.vec.n == 0 {
 		return Picked{}, ErrNoInstances
 	}
 	// The package-level generator is per-thread and lock-free.
-	return p.choose(t, rand.IntN(len(t.ents))), nil
+	return p.choose(st, rand.IntN(st.vec.n)), nil
 }

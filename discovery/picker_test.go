@@ -28,7 +28,7 @@ func pickN(t *testing.T, p Picker, n int) map[string]int {
 
 func TestRoundRobinIsEven(t *testing.T) {
 	src := newStatic(nInstances(7)...)
-	got := pickN(t, NewRoundRobin(src), 7000)
+	got := pickN(t, must(NewRoundRobin(src)), 7000)
 	require.Len(t, got, 7)
 	for id, n := range got {
 		assert.Equal(t, 1000, n, id)
@@ -37,7 +37,7 @@ func TestRoundRobinIsEven(t *testing.T) {
 
 func TestRandomCoversAll(t *testing.T) {
 	src := newStatic(nInstances(5)...)
-	got := pickN(t, NewRandom(src), 10000)
+	got := pickN(t, must(NewRandom(src)), 10000)
 	require.Len(t, got, 5)
 	for id, n := range got {
 		assert.InDelta(t, 2000, n, 300, id)
@@ -47,12 +47,12 @@ func TestRandomCoversAll(t *testing.T) {
 func TestPickersReturnErrNoInstances(t *testing.T) {
 	src := newStatic()
 	for name, p := range map[string]Picker{
-		"rr": NewRoundRobin(src), "random": NewRandom(src), "weighted": NewWeighted(src), "p2c": NewP2C(src),
+		"rr": must(NewRoundRobin(src)), "random": must(NewRandom(src)), "weighted": must(NewWeighted(src)), "p2c": must(NewP2C(src)),
 	} {
 		_, err := p.Pick()
 		assert.ErrorIs(t, err, ErrNoInstances, name)
 	}
-	_, err := NewConsistentHash(src).Pick("k")
+	_, err := must(NewConsistentHash(src)).Pick("k")
 	assert.ErrorIs(t, err, ErrNoInstances)
 	Picked{}.Done(errors.New("harmless"))
 }
@@ -65,7 +65,7 @@ func TestWeightedFollowsWeights(t *testing.T) {
 		insts[i].Weight = w
 		total += w
 	}
-	got := pickN(t, NewWeighted(newStatic(insts...)), 10000)
+	got := pickN(t, must(NewWeighted(newStatic(insts...))), 10000)
 	for i, in := range insts {
 		want := 10000 * float64(weights[i]) / float64(total)
 		assert.InEpsilon(t, want, got[in.ID], 0.05, "%s weight %d", in.ID, weights[i])
@@ -76,7 +76,7 @@ func TestWeightedIsSmooth(t *testing.T) {
 	// nginx's example: weights 5,1,1 give a,a,b,a,c,a,a.
 	insts := nInstances(3)
 	insts[0].Weight = 5
-	p := NewWeighted(newStatic(insts...))
+	p := must(NewWeighted(newStatic(insts...)))
 	var seq []string
 	for range 14 {
 		pk, err := p.Pick()
@@ -95,11 +95,11 @@ func TestWeightedLargeIsExact(t *testing.T) {
 		insts[i].Weight = 1 + i%97
 		total += insts[i].Weight
 	}
-	p := NewWeighted(newStatic(insts...))
+	p := must(NewWeighted(newStatic(insts...)))
 	pk, err := p.Pick()
 	require.NoError(t, err)
 	pk.Done(nil)
-	require.Nil(t, p.tab.Load().seq, "expected the golden-stride fallback")
+	require.Nil(t, p.st.Load().seq, "expected the golden-stride fallback")
 	got := pickN(t, p, total-1)
 	got[pk.Instance.ID]++
 	for _, in := range insts {
@@ -109,7 +109,7 @@ func TestWeightedLargeIsExact(t *testing.T) {
 
 func TestP2CPrefersLessLoaded(t *testing.T) {
 	src := newStatic(nInstances(4)...)
-	p := NewP2C(src)
+	p := must(NewP2C(src))
 	// Leave the calls to i00000 open, as on a slow instance.
 	var held []Picked
 	for range 200 {
@@ -142,7 +142,7 @@ func TestConsistentHashIsStickyAndMovesLittle(t *testing.T) {
 		t.Run(fmt.Sprint(n), func(t *testing.T) {
 			insts := nInstances(n + 1)
 			src := newStatic(insts[:n]...)
-			p := NewConsistentHash(src)
+			p := must(NewConsistentHash(src))
 			before := make([]string, keys)
 			load := make(map[string]int)
 			for k := range keys {
@@ -157,7 +157,7 @@ func TestConsistentHashIsStickyAndMovesLittle(t *testing.T) {
 				assert.InEpsilon(t, keys/n, l, 0.35, id)
 			}
 			// Another picker (another process) routes identically.
-			q := NewConsistentHash(newStatic(insts[:n]...))
+			q := must(NewConsistentHash(newStatic(insts[:n]...)))
 			for k := 0; k < keys; k += 97 {
 				pk, _ := q.Pick(fmt.Sprintf("user-%d", k))
 				assert.Equal(t, before[k], pk.Instance.ID)
@@ -197,15 +197,15 @@ func TestPickersUseFilters(t *testing.T) {
 	src := newStatic(insts...)
 	f := WithFilter(MatchMetadata(map[string]string{"zone": "z0", "version": "2"}))
 	for name, p := range map[string]Picker{
-		"rr": NewRoundRobin(src, f), "random": NewRandom(src, f), "weighted": NewWeighted(src, f), "p2c": NewP2C(src, f),
+		"rr": must(NewRoundRobin(src, f)), "random": must(NewRandom(src, f)), "weighted": must(NewWeighted(src, f)), "p2c": must(NewP2C(src, f)),
 	} {
 		got := pickN(t, p, 300)
 		assert.ElementsMatch(t, []string{"i00000", "i00004"}, keysOf(got), name)
 	}
-	pk, err := NewConsistentHash(src, f).Pick("x")
+	pk, err := must(NewConsistentHash(src, f)).Pick("x")
 	require.NoError(t, err)
 	assert.Contains(t, []string{"i00000", "i00004"}, pk.Instance.ID)
-	got := pickN(t, NewRoundRobin(src, WithFilter(All(MatchMetadata(map[string]string{"zone": "z1"}), func(in *roster.Instance) bool { return in.ID != "i00005" }))), 10)
+	got := pickN(t, must(NewRoundRobin(src, WithFilter(All(MatchMetadata(map[string]string{"zone": "z1"}), func(in *roster.Instance) bool { return in.ID != "i00005" })))), 10)
 	assert.ElementsMatch(t, []string{"i00001", "i00003"}, keysOf(got))
 }
 
@@ -222,7 +222,7 @@ func keysOf(m map[string]int) []string {
 func TestPickersFollowSnapshots(t *testing.T) {
 	insts := nInstances(3)
 	src := newStatic(insts[:2]...)
-	p := NewRoundRobin(src)
+	p := must(NewRoundRobin(src))
 	held, err := p.Pick()
 	require.NoError(t, err)
 	src.set(insts...)
@@ -235,12 +235,12 @@ func TestPickersFollowSnapshots(t *testing.T) {
 
 func TestPickIsAllocationFreeAndConcurrent(t *testing.T) {
 	src := newStatic(nInstances(50)...)
-	h := NewConsistentHash(src)
+	h := must(NewConsistentHash(src))
 	pickers := map[string]func() (Picked, error){
-		"rr":       NewRoundRobin(src).Pick,
-		"random":   NewRandom(src).Pick,
-		"weighted": NewWeighted(src).Pick,
-		"p2c":      NewP2C(src).Pick,
+		"rr":       must(NewRoundRobin(src)).Pick,
+		"random":   must(NewRandom(src)).Pick,
+		"weighted": must(NewWeighted(src)).Pick,
+		"p2c":      must(NewP2C(src)).Pick,
 		"hash":     func() (Picked, error) { return h.Pick("some-user-key") },
 	}
 	for name, pick := range pickers {
@@ -254,7 +254,7 @@ func TestPickIsAllocationFreeAndConcurrent(t *testing.T) {
 		assert.Zero(t, allocs, name)
 	}
 	// Concurrent picks while the snapshot changes, for the race detector.
-	p := NewWeighted(src)
+	p := must(NewWeighted(src))
 	var stop atomic.Bool
 	done := make(chan struct{})
 	go func() {

@@ -2,6 +2,7 @@ package discovery
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"sync"
@@ -81,21 +82,19 @@ type grpcResolver struct {
 }
 
 func (r *grpcResolver) run(ctx context.Context) {
-	sub := r.cache.Subscribe()
-	defer sub.Close()
-	for {
-		ch, err := sub.Next(ctx)
-		if err != nil {
-			if ctx.Err() == nil {
-				// The cache ended under us (the Discoverer or the etcd
-				// client was closed): say so rather than go quiet.
-				r.cc.ReportError(fmt.Errorf("discovery: resolver for %q stopped: %w", r.cache.Service(), err))
-			}
-			return
-		}
+	for ch := range r.cache.Changes(ctx) {
 		// Errors from UpdateState ask for re-resolution; a watch-based
 		// resolver has nothing better to offer than its next update.
 		_ = r.cc.UpdateState(r.state(ch.Snapshot))
+	}
+	if ctx.Err() == nil {
+		// The cache ended under us (the Discoverer or the etcd client was
+		// closed): say so rather than go quiet.
+		err := r.cache.Err()
+		if err == nil || !errors.Is(err, ErrClosed) {
+			err = ErrClosed
+		}
+		r.cc.ReportError(fmt.Errorf("discovery: resolver for %q stopped: %w", r.cache.Service(), err))
 	}
 }
 
@@ -104,12 +103,11 @@ func (r *grpcResolver) run(ctx context.Context) {
 // stops using instances that are all gone.
 func (r *grpcResolver) state(s *Snapshot) resolver.State {
 	var st resolver.State
-	for i := range s.Instances {
-		in := &s.Instances[i]
-		if !in.Serving() || !r.filter(in) {
+	for in := range s.All() {
+		if !in.Serving() || !r.filter(&in) {
 			continue
 		}
-		attrs := attributes.New(instanceKey{}, instanceAttr{*in})
+		attrs := attributes.New(instanceKey{}, instanceAttr{in})
 		st.Endpoints = append(st.Endpoints, resolver.Endpoint{
 			Addresses:  []resolver.Address{{Addr: in.Addr}},
 			Attributes: attrs,

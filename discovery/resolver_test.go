@@ -83,7 +83,7 @@ func TestGRPCResolverBalancesAndFollows(t *testing.T) {
 	del(t, direct, "echo", "b")
 	eventually(t, func() bool { return callers(t, hc, 30)["b"] == 0 }, "deregistered instance still called")
 
-	probe := watch(t, d, "echo") // shares the resolver's cache
+	probe := watchT(t, d, "echo") // shares the resolver's cache
 	drain, ok := probe.Snapshot().Lookup("c")
 	require.True(t, ok)
 	drain.Status = roster.StatusDraining
@@ -111,7 +111,7 @@ func TestResolverStateCarriesInstancesAndFilters(t *testing.T) {
 		{Service: "svc", ID: "b", Addr: "10.0.0.2:80", Metadata: map[string]string{"zone": "us"}},
 		{Service: "svc", ID: "c", Addr: "10.0.0.3:80", Metadata: map[string]string{"zone": "eu"}, Status: roster.StatusDraining},
 	}
-	snap := &Snapshot{Service: "svc", Instances: insts}
+	snap := NewSnapshot("svc", insts...)
 	target := resolver.Target{URL: url.URL{Scheme: Scheme, Path: "/svc", RawQuery: "zone=eu"}}
 	assert.Equal(t, "svc", target.Endpoint())
 	r := &grpcResolver{filter: MatchMetadata(map[string]string{"zone": target.URL.Query().Get("zone")})}
@@ -125,7 +125,7 @@ func TestResolverStateCarriesInstancesAndFilters(t *testing.T) {
 	assert.Equal(t, "eu", got.Metadata["zone"])
 	// Equal content gives equal attributes, so gRPC keeps its connections
 	// across snapshots.
-	again := r.state(&Snapshot{Service: "svc", Instances: append([]roster.Instance(nil), insts...)})
+	again := r.state(NewSnapshot("svc", append([]roster.Instance(nil), insts...)...))
 	assert.True(t, st.Endpoints[0].Attributes.Equal(again.Endpoints[0].Attributes))
 	_, ok = InstanceFromAttributes(nil)
 	assert.False(t, ok)
