@@ -129,28 +129,22 @@ func (m *maintainer) maybeDefrag() {
 		m.leaderWaitSince = time.Time{}
 		return
 	}
-	members := srv.Cluster().Members()
-	if len(members) == 1 {
-		if err := m.defragSelf(reason, true, false); err != nil {
-			next = m.backoff()
-		}
-		return
+	var err error
+	if len(srv.Cluster().Members()) == 1 {
+		err = m.defragSelf(reason, true, false)
+	} else {
+		var waiting string
+		waiting, err = m.coordinatedDefrag(reason)
+		m.setWaiting(waiting)
 	}
-	waiting, err := m.coordinatedDefrag(reason)
-	m.setWaiting(waiting)
+	// Failures space out the attempts: a defragmentation needs room for a
+	// copy of the data, and a full disk stays full for a while.
 	if err != nil {
-		next = m.backoff()
+		m.failStreak++
+		next = min(pol.CheckInterval<<min(m.failStreak, 10), time.Hour)
+	} else {
+		m.failStreak = 0
 	}
-}
-
-// backoff spaces out attempts after failures: a defragmentation needs room
-// for a copy of the data, and a full disk stays full for a while.
-func (m *maintainer) backoff() time.Duration {
-	m.mu.Lock()
-	n := m.defrag.Failures
-	m.mu.Unlock()
-	d := m.cfg.defrag.CheckInterval << min(n, 10)
-	return min(d, time.Hour)
 }
 
 func (m *maintainer) setWaiting(why string) {

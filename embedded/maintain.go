@@ -41,6 +41,7 @@ type maintainer struct {
 	// Owned by the monitor goroutine.
 	members         map[uint64]string
 	nextDefrag      time.Time
+	failStreak      int // defragmentations failed in a row
 	leaderWaitSince time.Time
 	verdictRev      int64 // store revision when the data was found not to fit
 	verdictAt       time.Time
