@@ -33,6 +33,7 @@ type env struct {
 	namespace      string
 	output         string
 	watch          bool
+	reason         string
 }
 
 // getenv returns the environment variable, or def when it is unset.
@@ -74,7 +75,7 @@ func newEnv(stdout, stderr io.Writer) *env {
 
 // flagSet declares the flags every command takes, with the current
 // settings as defaults, so flags given before the command stay in force.
-func (e *env) flagSet(name string, watch bool, out io.Writer) *flag.FlagSet {
+func (e *env) flagSet(name, cmd string, out io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(out)
 	fs.StringVar(&e.endpoints, "endpoints", e.endpoints, "comma-separated etcd endpoints (ETCDCTL_ENDPOINTS)")
@@ -88,16 +89,19 @@ func (e *env) flagSet(name string, watch bool, out io.Writer) *flag.FlagSet {
 	fs.DurationVar(&e.commandTimeout, "command-timeout", e.commandTimeout, "how long one command may take, --watch excepted (ETCDCTL_COMMAND_TIMEOUT)")
 	fs.StringVar(&e.namespace, "namespace", e.namespace, "roster's key namespace (ROSTER_NAMESPACE)")
 	fs.StringVar(&e.output, "o", e.output, "output: table or json")
-	if watch {
+	switch cmd {
+	case "instances":
 		fs.BoolVar(&e.watch, "watch", false, "keep printing changes until interrupted")
+	case "drain":
+		e.reasonFlag(fs)
 	}
 	return fs
 }
 
 // parse reads the flags of args, which may come before and after positional
 // arguments, and returns the positional ones.
-func (e *env) parse(name string, args []string, watch bool) ([]string, error) {
-	fs := e.flagSet(name, watch, e.stderr)
+func (e *env) parse(name string, args []string, cmd string) ([]string, error) {
+	fs := e.flagSet(name, cmd, e.stderr)
 	var rest []string
 	for {
 		if err := fs.Parse(args); err != nil {

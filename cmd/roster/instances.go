@@ -13,6 +13,7 @@ import (
 
 	"github.com/rosterkit/roster"
 	"github.com/rosterkit/roster/internal/keys"
+	"github.com/rosterkit/roster/registry"
 )
 
 // instanceRow is one instance as `roster instances` shows it.
@@ -25,6 +26,9 @@ type instanceRow struct {
 	Metadata map[string]string `json:"metadata,omitempty"`
 	Lease    int64             `json:"lease"`
 	Revision int64             `json:"revision"` // of the key's last change
+	// DrainRequest is an operator's reason to drain the instance, while
+	// one is pending ("roster drain"); its registrar applies it.
+	DrainRequest *string `json:"drain_request,omitempty"`
 }
 
 func newRow(inst roster.Instance, lease, rev int64) instanceRow {
@@ -41,7 +45,11 @@ func (r instanceRow) cells() []string {
 	for _, k := range slices.Sorted(maps.Keys(r.Metadata)) {
 		md = append(md, k+"="+r.Metadata[k])
 	}
-	return []string{r.ID, r.Addr, r.Status, strconv.Itoa(r.Weight), fmt.Sprintf("%x", r.Lease), orDash(strings.Join(md, ","))}
+	status := r.Status
+	if r.DrainRequest != nil {
+		status += " (drain requested)"
+	}
+	return []string{r.ID, r.Addr, status, strconv.Itoa(r.Weight), fmt.Sprintf("%x", r.Lease), orDash(strings.Join(md, ","))}
 }
 
 var instanceHeader = []string{"ID", "ADDR", "STATUS", "WEIGHT", "LEASE", "METADATA"}
@@ -78,6 +86,9 @@ func runInstances(ctx context.Context, e *env, args []string) error {
 	}
 	if rows == nil {
 		rows = []instanceRow{}
+	}
+	if err := e.markDrains(ctx, cli, service, rows); err != nil {
+		return err
 	}
 	if !e.watch {
 		if e.output == "json" {
@@ -173,4 +184,23 @@ func (e *env) follow(ctx context.Context, cli *clientv3.Client, service, prefix 
 		return nil // interrupted: the normal end of a watch
 	}
 	return fmt.Errorf("watch %s: ended: etcd at %s unreachable", service, e.endpoints)
+}
+
+// markDrains notes the pending drain requests of rows' instances.
+func (e *env) markDrains(ctx context.Context, cli *clientv3.Client, service string, rows []instanceRow) error {
+	ctx, cancel := context.WithTimeout(ctx, e.commandTimeout)
+	defer cancel()
+	reqs, err := registry.DrainRequests(ctx, cli, registry.WithNamespace(e.namespace))
+	if err != nil {
+		return err
+	}
+	for _, req := range reqs {
+		for i := range rows {
+			if req.Service == service && rows[i].ID == req.ID {
+				reason := req.Reason
+				rows[i].DrainRequest = &reason
+			}
+		}
+	}
+	return nil
 }

@@ -1,11 +1,14 @@
 // Command roster shows and steers what roster keeps in etcd: services and
 // their instances, election leaders, lock holders and waiters, and the
-// cluster's health.
+// cluster's health; and it drains an instance from outside, as an operator
+// takes it out of rotation without logging into its host.
 //
 //	roster services
 //	roster instances users --watch
 //	roster leaders
 //	roster locks
+//	roster drain users users-7      # its registrar marks it draining
+//	roster undrain users users-7
 //	roster status
 //
 // Connection flags and their environment variables are etcdctl's:
@@ -46,6 +49,8 @@ var commands = []command{
 	{"instances", "SERVICE [--watch]", "the instances of a service; --watch follows changes", runInstances},
 	{"leaders", "", "every election: its leader, fencing token and candidates", runLeaders},
 	{"locks", "", "every mutex, semaphore and RW lock: holders, waiters and their tokens", runLocks},
+	{"drain", "SERVICE ID [--reason TEXT]", "ask the instance's registrar to mark it draining", runDrain},
+	{"undrain", "SERVICE ID", "cancel a drain request", runUndrain},
 	{"status", "", "cluster health, members and revision", runStatus},
 }
 
@@ -71,7 +76,7 @@ var errHelp = errors.New("help shown")
 
 func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	e := newEnv(stdout, stderr)
-	rest, err := e.parse("roster", args, false)
+	rest, err := e.parse("roster", args, "")
 	if err != nil {
 		return err
 	}
@@ -83,7 +88,7 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if c.name != rest[0] {
 			continue
 		}
-		sub, err := e.parse("roster "+c.name, rest[1:], c.name == "instances")
+		sub, err := e.parse("roster "+c.name, rest[1:], c.name)
 		if err != nil {
 			return err
 		}
@@ -101,5 +106,5 @@ func usage(w io.Writer) {
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "flags (etcdctl's names and ETCDCTL_* environment variables):")
-	newEnv(w, w).flagSet("roster", false, w).PrintDefaults()
+	newEnv(w, w).flagSet("roster", "", w).PrintDefaults()
 }

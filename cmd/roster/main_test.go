@@ -19,6 +19,7 @@ import (
 
 	"github.com/rosterkit/roster"
 	"github.com/rosterkit/roster/internal/etcdtest"
+	"github.com/rosterkit/roster/registry"
 )
 
 func TestMain(m *testing.M) { etcdtest.Main(m) }
@@ -281,4 +282,60 @@ func TestCommandLine(t *testing.T) {
 	assert.Equal(t, 1, code)
 	assert.Contains(t, errOut, "no answer from etcd")
 	assert.Less(t, time.Since(start), 5*time.Second)
+}
+
+// drainStatus reads the instance's status as discovery would: from its value.
+func drainStatus(t *testing.T, cli *clientv3.Client, service, id string) roster.Status {
+	t.Helper()
+	resp, err := cli.Get(ctxT(t), "/roster/services/"+service+"/"+id)
+	require.NoError(t, err)
+	if len(resp.Kvs) == 0 {
+		return ""
+	}
+	in, err := roster.DecodeInstance(service, id, resp.Kvs[0].Value)
+	require.NoError(t, err)
+	if in.Status == "" {
+		return roster.StatusServing
+	}
+	return in.Status
+}
+
+func TestDrainUndrain(t *testing.T) {
+	m := etcdtest.Start(t)
+	cli := m.Client()
+	ep := "--endpoints=" + m.Endpoints()[0]
+	inst := roster.Instance{Service: "users", ID: "u1", Addr: "10.0.0.1:80"}
+	newReg := func() *registry.Registrar {
+		r, err := registry.New(etcdtest.NewClient(t, m.Endpoints()...), registry.WithTTL(5*time.Second))
+		require.NoError(t, err)
+		require.NoError(t, r.Register(ctxT(t), inst))
+		return r
+	}
+	r := newReg()
+	defer func() { r.Close() }()
+	require.Equal(t, roster.StatusServing, drainStatus(t, cli, "users", "u1"))
+
+	code, out, errOut := rosterCmd(t, "drain", "users", "u1", "--reason", "kernel upgrade", ep)
+	require.Equal(t, 0, code, errOut)
+	assert.Contains(t, out, "drain requested for users/u1")
+	start := time.Now()
+	require.Eventually(t, func() bool { return drainStatus(t, cli, "users", "u1") == roster.StatusDraining },
+		time.Second, 5*time.Millisecond, "draining within 1 s")
+	t.Logf("draining %v after roster drain returned", time.Since(start).Round(time.Millisecond))
+	code, out, _ = rosterCmd(t, "instances", "users", ep)
+	require.Equal(t, 0, code)
+	assert.Regexp(t, `(?m)^u1\s+10\.0\.0\.1:80\s+draining \(drain requested\)`, out)
+
+	// A registrar started again keeps the drain from its first write.
+	require.NoError(t, r.Close())
+	r = newReg()
+	assert.Equal(t, roster.StatusDraining, drainStatus(t, cli, "users", "u1"), "registered draining")
+
+	code, _, errOut = rosterCmd(t, "undrain", "users", "u1", ep)
+	require.Equal(t, 0, code, errOut)
+	require.Eventually(t, func() bool { return drainStatus(t, cli, "users", "u1") == roster.StatusServing },
+		time.Second, 5*time.Millisecond, "serving again within 1 s")
+
+	code, _, _ = rosterCmd(t, "drain", "users", ep)
+	assert.Equal(t, 2, code, "drain takes SERVICE ID")
 }
