@@ -36,10 +36,13 @@
 // revisions went backwards (a restore from an older snapshot) are they
 // started again, from the restore's first write.
 //
-// A write that got no reply may have landed all the same, even long after
-// the call gave up (a partition that held the request): a new instance's
-// key is deleted again in the background, once etcd answers, and an update
-// is written over with the value the registrar kept.
+// A write that got no reply may have landed all the same, even after the
+// call gave up and after what was written since (a partition held it): a
+// new instance's key is deleted again in the background, an update or a
+// delete is written over with the value the registrar kept, and the watch
+// takes a write under the registrar's lease for its own only if it carries
+// a value it wrote; any other is written over, or deleted if no instance is
+// behind it.
 //
 // # Ownership
 //

@@ -122,6 +122,12 @@ func reasonOf(v []byte) string {
 	return s
 }
 
+// drainsInterval is how many TTLs the drain requests' watch may stay silent
+// before it is checked with a read: the requests are rare and not urgent
+// to the second, and a check per TTL would add a third to the requests a
+// registrar makes (one renewal per third of a TTL).
+const drainsInterval = 3
+
 // errDrainsStale is wrapped by the staleness reported for a service's
 // drain requests.
 var errDrainsStale = errors.New("registry: drain requests")
@@ -145,7 +151,7 @@ func (r *Registrar) followDrainsLocked(service string) {
 		Client:   r.cli,
 		Prefix:   keys.DrainPrefix(r.opts.ns, service),
 		What:     fmt.Sprintf("drain requests of %q", service),
-		Interval: r.opts.ttl,
+		Interval: drainsInterval * r.opts.ttl,
 		Backoff:  r.opts.backoff,
 		Stale:    errDrainsStale,
 		Closed:   errClientClosed,

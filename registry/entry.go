@@ -61,11 +61,17 @@ type entry struct {
 	conflictLease clientv3.LeaseID
 
 	// foreign is the revision of the latest change of the key by someone
-	// else that the watch reported, and foreignKV what it left (nil for a
-	// deletion). A write whose reply comes after such a report must not
-	// record itself as the key's latest state: see wroteLocked.
+	// else (or by a write of ours given up on, landing late) that the watch
+	// reported, and foreignKV what it left (nil for a deletion). A write
+	// whose reply comes after such a report must not record itself as the
+	// key's latest state: see wroteLocked.
 	foreign   int64
 	foreignKV *mvccpb.KeyValue
+	// pending is the value of our write in flight, so that the watch tells
+	// it from a late write of ours that was given up on; deleting is set
+	// while Deregister's delete is in flight.
+	pending  string
+	deleting bool
 }
 
 func newEntry(key, service, id string) *entry {
@@ -186,10 +192,13 @@ func (r *Registrar) wroteLocked(e *entry, lease clientv3.LeaseID, rev int64) {
 	if later {
 		// Someone deleted or took the key after this write, and the watch
 		// said so before the write's reply arrived: that is the key's state.
-		if kv == nil {
+		switch {
+		case kv == nil:
 			e.lease, e.gone, e.conflict = 0, true, nil
 			r.setHealthLocked(false, fmt.Errorf("registry: %s deleted", e.key))
-		} else {
+		case r.owned[clientv3.LeaseID(kv.Lease)]:
+			e.lease = 0 // a late write of ours: written over
+		default:
 			r.conflictLocked(e, duplicate(e.key, kv), lease)
 		}
 		r.poke()

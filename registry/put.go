@@ -105,6 +105,8 @@ func (r *Registrar) put(ctx context.Context, e *entry, next func(*entry) (roster
 		if unchanged {
 			inst.Metadata = maps.Clone(inst.Metadata)
 			e.inst = inst
+		} else {
+			e.pending = wval
 		}
 		r.mu.Unlock()
 		if unchanged {
@@ -113,6 +115,9 @@ func (r *Registrar) put(ctx context.Context, e *entry, next func(*entry) (roster
 		octx, cancel := opContext(ctx, s)
 		res, err := writeAll(octx, r.cli, []write{{key: e.key, val: wval}}, lease, r.owns)
 		cancel()
+		r.mu.Lock()
+		e.pending = ""
+		r.mu.Unlock()
 		if err != nil {
 			if r.sessionEnded(ctx, s, err) {
 				continue // wait for the new lease and write again

@@ -204,6 +204,9 @@ func (r *Registrar) reconcile(s *session.Session) (int64, error) {
 			return 0, err
 		}
 	}
+	if err := r.sweep(s); err != nil {
+		return 0, err
+	}
 	var from int64
 	for start := 0; start < len(todo); start += batch {
 		rev, err := r.rewrite(s, todo[start:min(start+batch, len(todo))])
@@ -277,6 +280,7 @@ func (r *Registrar) rewrite(s *session.Session, part []*entry) (int64, error) {
 		if e.registered && e.stale(lease) {
 			ws = append(ws, write{key: e.key, val: e.val})
 			es = append(es, e)
+			e.pending = e.val
 		}
 	}
 	r.mu.Unlock()
@@ -284,6 +288,11 @@ func (r *Registrar) rewrite(s *session.Session, part []*entry) (int64, error) {
 		return 0, nil
 	}
 	res, err := writeAll(ctx, r.cli, ws, lease, r.owns)
+	r.mu.Lock()
+	for _, e := range es {
+		e.pending = ""
+	}
+	r.mu.Unlock()
 	if err != nil {
 		if errors.Is(err, rpctypes.ErrLeaseNotFound) {
 			s.Renew(ctx) // ends s with ErrLeaseGone

@@ -48,6 +48,7 @@ type Registrar struct {
 	changed  chan struct{}             // closed when sess is replaced
 	old      []*session.Session        // ended sessions not yet closed
 	owned    map[clientv3.LeaseID]bool // leases of ours that may still exist
+	orphans  map[string]int64          // keys of ours with no entry: their revision
 	health   health
 	seen     int64 // highest revision seen from etcd, to tell when it went backwards
 
@@ -91,6 +92,7 @@ func New(cli *clientv3.Client, opts ...Option) (*Registrar, error) {
 		in:       newInstruments(o.meters),
 		changed:  make(chan struct{}),
 		owned:    make(map[clientv3.LeaseID]bool),
+		orphans:  make(map[string]int64),
 		health:   health{ok: true, since: time.Now()},
 	}
 	r.ctx, r.cancel = context.WithCancel(context.Background())
@@ -170,13 +172,19 @@ func (r *Registrar) Deregister(ctx context.Context, service, id string) error {
 			e.unlock()
 			return fmt.Errorf("registry: deregister %s/%s: %w", service, id, errClientClosed)
 		}
+		r.mu.Lock()
+		e.deleting = true
+		r.mu.Unlock()
 		err = release(clientv3.WithRequireLeader(ctx), r.cli, key, s.Lease(), r.owns)
+		r.mu.Lock()
+		e.deleting = false
 		if err == nil {
-			r.mu.Lock()
 			r.dropLocked(e)
-			r.mu.Unlock()
-			r.poke() // health may have changed
+		} else {
+			e.lease = 0 // the delete may have landed: written back
 		}
+		r.poke() // health may have changed
+		r.mu.Unlock()
 		e.unlock()
 		if err != nil {
 			return fmt.Errorf("registry: deregister %s/%s: %w", service, id, err)

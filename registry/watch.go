@@ -7,11 +7,13 @@ import (
 	"maps"
 	"slices"
 
+	"go.etcd.io/etcd/api/v3/mvccpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/rosterkit/roster/internal/backoff"
 	"github.com/rosterkit/roster/internal/keys"
+	"github.com/rosterkit/roster/session"
 )
 
 // The registrar watches the prefix of every service it registered, so it
@@ -155,18 +157,23 @@ func (r *Registrar) observe(ev *clientv3.Event) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.seen = max(r.seen, ev.Kv.ModRevision)
+	put := ev.Type != clientv3.EventTypeDelete
 	e := r.entries[string(ev.Kv.Key)]
-	if e == nil || ev.Kv.ModRevision <= e.rev {
-		return // not ours, or older than our last write
+	if e == nil {
+		r.orphanLocked(string(ev.Kv.Key), ev.Kv, put)
+		return
 	}
-	if ev.Type != clientv3.EventTypeDelete && ev.Kv.Lease != 0 && r.owned[clientv3.LeaseID(ev.Kv.Lease)] {
-		return // our own write, seen before its reply
+	if ev.Kv.ModRevision <= e.rev {
+		return // older than our last write
+	}
+	if (put && r.ownLocked(e, ev.Kv)) || (!put && e.deleting) {
+		return // our write, seen before its reply
 	}
 	// Remembered for a write of ours in flight, whose reply would
 	// otherwise record it as the latest state (wroteLocked).
 	if ev.Kv.ModRevision > e.foreign {
 		e.foreign, e.foreignKV = ev.Kv.ModRevision, nil
-		if ev.Type != clientv3.EventTypeDelete {
+		if put {
 			e.foreignKV = ev.Kv
 		}
 	}
@@ -174,9 +181,14 @@ func (r *Registrar) observe(ev *clientv3.Event) {
 		return // its first write is in flight
 	}
 	switch {
-	case ev.Type == clientv3.EventTypeDelete:
+	case !put:
 		e.lease, e.gone, e.conflict = 0, true, nil
 		r.setHealthLocked(false, fmt.Errorf("registry: %s deleted", e.key))
+	case r.owned[clientv3.LeaseID(ev.Kv.Lease)]:
+		// A write of ours that its caller gave up on (an Update that got
+		// no reply, held by a partition) landed after the value kept was
+		// written back, or under a lease we left: written over.
+		e.lease = 0
 	default:
 		var lease clientv3.LeaseID
 		if r.sess != nil {
@@ -185,6 +197,54 @@ func (r *Registrar) observe(ev *clientv3.Event) {
 		r.conflictLocked(e, duplicate(e.key, ev.Kv), lease)
 	}
 	r.poke()
+}
+
+// orphanLocked notes a key with no instance behind it that one of our
+// leases holds: a write given up on that landed after its key was cleaned
+// up (see bury). The run loop deletes it, if it is still that write.
+func (r *Registrar) orphanLocked(key string, kv *mvccpb.KeyValue, put bool) {
+	switch {
+	case put && kv.Lease != 0 && r.owned[clientv3.LeaseID(kv.Lease)]:
+		r.orphans[key] = kv.ModRevision
+		r.poke()
+	case !put:
+		delete(r.orphans, key)
+	}
+}
+
+// sweep deletes the orphans noted by the watch, each only if the key is
+// still the write that was noted.
+func (r *Registrar) sweep(s *session.Session) error {
+	r.mu.Lock()
+	orphans := maps.Clone(r.orphans)
+	r.mu.Unlock()
+	if len(orphans) == 0 {
+		return nil
+	}
+	ctx, cancel := opContext(r.ctx, s)
+	defer cancel()
+	for key, rev := range orphans {
+		_, err := r.cli.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(key), "=", rev)).Then(clientv3.OpDelete(key)).Commit()
+		if err != nil {
+			return fmt.Errorf("registry: delete %s, left by a write that got no reply: %w", key, err)
+		}
+		r.mu.Lock()
+		if r.orphans[key] == rev {
+			delete(r.orphans, key)
+		}
+		r.mu.Unlock()
+	}
+	return nil
+}
+
+// ownLocked reports whether kv is e as the registrar wrote it, or is
+// writing it: under the current lease, with its value.
+func (r *Registrar) ownLocked(e *entry, kv *mvccpb.KeyValue) bool {
+	if r.sess == nil || kv.Lease != int64(r.sess.Lease()) {
+		return false
+	}
+	v := string(kv.Value)
+	return v == e.val || (e.pending != "" && v == e.pending)
 }
 
 // resync reads service's prefix after the watch fell too far behind, marks
@@ -203,6 +263,11 @@ func (r *Registrar) resync(ctx context.Context, service, prefix string) (int64, 
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.seen = max(r.seen, at)
+	for _, kv := range resp.Kvs {
+		if r.entries[string(kv.Key)] == nil {
+			r.orphanLocked(string(kv.Key), kv, true)
+		}
+	}
 	for _, e := range r.entries {
 		if e.service != service || !e.registered || e.rev > at {
 			continue
@@ -213,7 +278,7 @@ func (r *Registrar) resync(ctx context.Context, service, prefix string) (int64, 
 			// Gone, or freed by the owner that held it: either way ours
 			// to write back.
 			e.lease, e.gone, e.conflict = 0, true, nil
-		case e.lease != 0 && resp.Kvs[i].Lease == int64(e.lease):
+		case e.lease != 0 && resp.Kvs[i].Lease == int64(e.lease) && string(resp.Kvs[i].Value) == e.val:
 		case r.owned[clientv3.LeaseID(resp.Kvs[i].Lease)]:
 			e.lease = 0 // on an older lease of ours: move it
 		default:
