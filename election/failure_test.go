@@ -18,6 +18,7 @@ import (
 // what failed, while etcd does not answer, and nothing is left behind: no
 // goroutine (the package's leak check), no key, no lease.
 func TestBlockingCallsFailInBound(t *testing.T) {
+	t.Parallel() // with the package's other fault tests, after its serial ones
 	const ttl, wait, progress = 4 * time.Second, 500 * time.Millisecond, 200 * time.Millisecond
 	for _, o := range recipetest.Outages {
 		t.Run(o.Name, func(t *testing.T) {

@@ -116,6 +116,7 @@ type line struct {
 // write it starts after resuming is refused before it is sent, and it
 // reports both losses at once.
 func TestPausedProcessLearnsItLostBeforeItWrites(t *testing.T) {
+	t.Parallel() // with the package's other fault tests, after its serial ones
 	m := etcdtest.Start(t)
 	cli := m.Client()
 	ctx := testCtx(t)

@@ -105,6 +105,7 @@ func TestCrashedLeaderHandsOverWithinTTL(t *testing.T) {
 // partition) learns that it lost before any other candidate wins, in every
 // trial; its fenced writes are then rejected.
 func TestPartitionedLeaderLearnsFirst(t *testing.T) {
+	t.Parallel() // with the package's other fault tests, after its serial ones
 	trials := 5
 	if os.Getenv("ROSTER_LONG") == "1" {
 		trials = 20

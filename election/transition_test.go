@@ -19,6 +19,7 @@ import (
 // sessions until its context ends, and leaves nothing behind once etcd
 // answers again; a candidate that reaches etcd leads meanwhile.
 func TestCandidateCutOffAsItEnqueues(t *testing.T) {
+	t.Parallel() // with the package's other fault tests, after its serial ones
 	const ttl = 2 * time.Second
 	for _, o := range recipetest.Outages[:2] {
 		t.Run(o.Name, func(t *testing.T) {

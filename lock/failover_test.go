@@ -22,6 +22,7 @@ import (
 // on clients of every member; whoever holds writes until it loses the lock.
 // ROSTER_LONG=1 measures 20 kills.
 func TestFencedWritesResumeAfterRaftLeaderKill(t *testing.T) {
+	t.Parallel() // with the package's other fault tests, after its serial ones
 	const ttl = 2 * time.Second
 	c := etcdtest.StartCluster(t, 3)
 	ctx, cancel := context.WithCancel(context.Background())

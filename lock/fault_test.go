@@ -44,6 +44,7 @@ func TestKilledHolderFreesLockWithinTTL(t *testing.T) {
 // Afterwards its fenced write is refused, while a plain write from the same
 // client still lands: the lock alone does not protect data, the fence does.
 func TestPartitionedHolderLearnsBeforeNextHolderEnters(t *testing.T) {
+	t.Parallel() // with the package's other fault tests, after its serial ones
 	trials := 5
 	if os.Getenv("ROSTER_LONG") == "1" {
 		trials = 20

@@ -17,6 +17,7 @@ import (
 // holds, and its key is gone once etcd answers again: the holder and the
 // next waiter are not blocked by it.
 func TestWaiterCutOffWhileWaiting(t *testing.T) {
+	t.Parallel() // with the package's other fault tests, after its serial ones
 	const ttl = 2 * time.Second
 	for _, o := range recipetest.Outages[:2] {
 		t.Run(o.Name, func(t *testing.T) {

@@ -20,6 +20,7 @@ import (
 // closed client, with an error that says what failed, and leaves nothing
 // running or renewed.
 func TestBlockingCallsFailInBound(t *testing.T) {
+	t.Parallel() // with the package's other fault tests, after its serial ones
 	const ttl = 2 * time.Second
 	const wait = 500 * time.Millisecond
 	for _, o := range recipetest.Outages {
@@ -100,6 +101,7 @@ func shortCtx(t *testing.T, d time.Duration) context.Context {
 // answers again, long before the server would expire it: its keys stop
 // blocking others.
 func TestLostLeaseIsRevokedWhenEtcdAnswers(t *testing.T) {
+	t.Parallel() // with the package's other fault tests, after its serial ones
 	// A wide margin leaves the lease alive on the server for about 2.9 s
 	// after the session presumes it lost.
 	const ttl, margin = 6 * time.Second, 2900 * time.Millisecond

@@ -97,7 +97,9 @@ func (q Queue) wait(ctx context.Context, s *session.Session, e Entry, r Rule) (i
 		switch {
 		case errors.Is(err, ErrKeyDeleted):
 			return 0, keyLost(ctx, s)
-		case errors.Is(err, errWatch) && ctx.Err() == nil:
+		case err != nil && ctx.Err() != nil:
+			return 0, ctx.Err() // a watch or read failed because ctx ended
+		case errors.Is(err, errWatch):
 			// A failed watch or read (a reset connection, a member
 			// without a leader) ends no wait: ctx and the session do.
 			if err = backoff.Sleep(ctx, bo.Next()); err == nil {
