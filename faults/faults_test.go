@@ -2,6 +2,7 @@ package faults
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"slices"
@@ -52,16 +53,32 @@ type fault struct {
 const (
 	leaderKilled    = "Raft leader killed and restarted"
 	memberRestarted = "member restarted on its data"
-	clientCutOff    = "client partitioned past its TTL"
+	clientCutOff    = "client black-holed past its TTL"
+	clientReset     = "client cut off by resets past its TTL"
+	takeoverLead    = "client black-holed as it takes the leadership"
+	takeoverLock    = "client black-holed as it takes the mutex"
+	processPaused   = "client process paused past its TTL"
 	compacted       = "compaction while a client is cut off"
+	compactedPaused = "compaction while a client is black-holed"
 	clusterRestart  = "whole cluster stopped and restarted"
 )
 
+// Every partition is applied both ways: as a black hole (bytes held,
+// connections open: Pause) and as resets (Cut).
 var faultsInTurn = []fault{
 	{leaderKilled, (*suite).killLeader},
 	{memberRestarted, (*suite).restartMember},
-	{clientCutOff, (*suite).partitionClient},
-	{compacted, (*suite).compactWhileCut},
+	{clientCutOff, func(s *suite, t *testing.T, round int) {
+		s.partitionClient(t, round, clientCutOff, (*client).partition)
+	}},
+	{clientReset, func(s *suite, t *testing.T, round int) { s.partitionClient(t, round, clientReset, (*client).cut) }},
+	{takeoverLead, func(s *suite, t *testing.T, round int) { s.partitionAtTakeover(t, round, true) }},
+	{takeoverLock, func(s *suite, t *testing.T, round int) { s.partitionAtTakeover(t, round, false) }},
+	{processPaused, (*suite).pauseProcess},
+	{compacted, func(s *suite, t *testing.T, round int) { s.compactWhileCut(t, round, compacted, (*client).cut) }},
+	{compactedPaused, func(s *suite, t *testing.T, round int) {
+		s.compactWhileCut(t, round, compactedPaused, (*client).partition)
+	}},
 	{clusterRestart, (*suite).restartCluster},
 }
 
@@ -83,6 +100,7 @@ func rounds(t *testing.T) int {
 
 // suite is one run: the cluster, the clients and their histories.
 type suite struct {
+	endpoints []string
 	cluster   cluster
 	observer  *clientv3.Client // reads etcd's truth and compacts; never cut off
 	clients   []*client
@@ -114,6 +132,7 @@ func runSuite(t *testing.T, c cluster) {
 		eps = append(eps, c.Endpoint(i))
 	}
 	s := &suite{
+		endpoints: eps,
 		cluster:   c,
 		observer:  etcdtest.NewClient(t, eps...),
 		elections: newHistory("election"),
@@ -198,9 +217,11 @@ func (s *suite) killLeader(t *testing.T, _ int) {
 	s.cluster.Kill(t, leader)
 	down := time.Now()
 	s.cluster.Leader(t)
-	s.record(leaderKilled, "new Raft leader", time.Since(down))
+	elected := time.Now()
+	s.record(leaderKilled, "new Raft leader", elected.Sub(down))
 	s.awaitProgress(t, s.mark(""), "")
 	s.record(leaderKilled, "fenced writes on two members", time.Since(down))
+	s.record(leaderKilled, "fenced writes after the new Raft leader", time.Since(elected))
 	s.cluster.Restart(t, leader)
 }
 
@@ -218,12 +239,12 @@ func (s *suite) restartMember(t *testing.T, round int) {
 	s.record(memberRestarted, "restart until it serves", time.Since(start))
 }
 
-// partitionClient holds every byte between the client that leads and
-// holds the mutex and etcd, until its lease has expired in etcd and the
-// others have taken over. The cut-off client must learn that it lost both
-// before anyone else acts as leader or holder; the others' caches must see
-// its instances go.
-func (s *suite) partitionClient(t *testing.T, round int) {
+// partitionClient cuts the client that leads and holds the mutex off from
+// etcd with cut (a black hole or resets), until its lease has expired in
+// etcd and the others have taken over. The cut-off client must learn that
+// it lost both before anyone else acts as leader or holder; the others'
+// caches must see its instances go.
+func (s *suite) partitionClient(t *testing.T, round int, fault string, cut func(*client)) {
 	cl := s.clients[round%len(s.clients)]
 	cl.stalled.Store(true) // once it leads and holds, it keeps both
 	defer cl.stalled.Store(false)
@@ -239,9 +260,10 @@ func (s *suite) partitionClient(t *testing.T, round int) {
 	require.NotZero(t, lease, "%s has a lease before the partition", cl.name)
 	m := s.mark(cl.name)
 	start := time.Now()
-	cl.partition()
+	cut(cl)
 	// One write each as leader and holder, sent after the partition began
-	// and before they can know they lost: it is held in the network.
+	// and before they can know they lost: it is held in the network, or
+	// fails on the resets.
 	leadWrite, holdWrite := make(chan write, 1), make(chan write, 1)
 	go func() {
 		leadWrite <- s.fencedWrite(context.Background(), cl, s.elections, l.Token(), electionLogPfx, cl.elec.Prefix(), l.Do)
@@ -253,12 +275,12 @@ func (s *suite) partitionClient(t *testing.T, round int) {
 	lostLead, lostHold := awaitLoss(t, l, h)
 	require.ErrorIs(t, l.Err(), session.ErrExpired, "the cut-off leader's session expired")
 	require.ErrorIs(t, h.Err(), session.ErrExpired, "the cut-off holder's session expired")
-	s.record(clientCutOff, "cut-off leader learns it lost", lostLead.Sub(start))
-	s.record(clientCutOff, "cut-off holder learns it lost", lostHold.Sub(start))
+	s.record(fault, "cut-off leader learns it lost", lostLead.Sub(start))
+	s.record(fault, "cut-off holder learns it lost", lostHold.Sub(start))
 	s.leaseGone(t, cl.name+"'s registrar lease expires in etcd", lease)
-	s.record(clientCutOff, fmt.Sprintf("its lease gone in etcd (TTL %v)", ttl), time.Since(start))
+	s.record(fault, fmt.Sprintf("its lease gone in etcd (TTL %v)", ttl), time.Since(start))
 	s.awaitProgress(t, m, cl.name)
-	s.record(clientCutOff, "the others write as leader and holder", time.Since(start))
+	s.record(fault, "the others write as leader and holder", time.Since(start))
 
 	// Nobody acted as leader or holder before the cut-off one knew.
 	for _, c := range []struct {
@@ -272,7 +294,7 @@ func (s *suite) partitionClient(t *testing.T, round int) {
 		require.True(t, c.lostAt.Before(next.invoke),
 			"the cut-off %s learned it lost at %s, after %s's first write as the next one at %s",
 			c.what, stamp(c.lostAt), next.who, stamp(next.invoke))
-		s.record(clientCutOff, "the cut-off "+c.what+" knew before the next one wrote, by", next.invoke.Sub(c.lostAt))
+		s.record(fault, "the cut-off "+c.what+" knew before the next one wrote, by", next.invoke.Sub(c.lostAt))
 	}
 
 	var others []*client
@@ -282,10 +304,11 @@ func (s *suite) partitionClient(t *testing.T, round int) {
 		}
 	}
 	s.awaitConverged(t, others)
-	s.record(clientCutOff, "the others' caches equal etcd", time.Since(start))
+	s.record(fault, "the others' caches equal etcd", time.Since(start))
 
-	// The writes sent into the partition reach etcd now; it must refuse
-	// them.
+	// The writes sent into a black hole reach etcd now; it must refuse
+	// them. Behind resets they may have failed already: then they must not
+	// have been applied.
 	restored := time.Now()
 	cl.restore()
 	for _, c := range []struct {
@@ -298,8 +321,11 @@ func (s *suite) partitionClient(t *testing.T, round int) {
 		case <-time.After(patience):
 			t.Fatalf("the cut-off %s's write sent into the partition has not returned %v after it", c.what, patience)
 		}
-		require.Equal(t, refused, w.outcome, "the cut-off %s's write sent into the partition: %v", c.what, w.err)
-		require.True(t, w.ret.After(restored), "the cut-off %s's write was refused by etcd, after the partition", c.what)
+		require.NotEqual(t, applied, w.outcome, "the cut-off %s's write sent into the partition was applied", c.what)
+		if fault == clientCutOff {
+			require.Equal(t, refused, w.outcome, "the cut-off %s's write sent into the partition: %v", c.what, w.err)
+			require.True(t, w.ret.After(restored), "the cut-off %s's write was refused by etcd, after the partition", c.what)
+		}
 	}
 }
 
@@ -338,13 +364,16 @@ func firstWriteAfter(h *history, token int64) (write, bool) {
 	return first, found
 }
 
-// compactWhileCut cuts one client off, changes a service it watches,
-// compacts past the change and lets the client back: its watch cannot
-// resume, and its cache must list the service again to see the change.
-func (s *suite) compactWhileCut(t *testing.T, round int) {
+// compactWhileCut cuts one client off with cut, changes a service it
+// watches, compacts past the change and lets the client back: its watch
+// cannot resume, and its cache must list the service again to see the
+// change. A black hole is held past twice the progress interval: the
+// cache must say it is stale meanwhile.
+func (s *suite) compactWhileCut(t *testing.T, round int, fault string, cut func(*client)) {
 	cl := s.clients[(round+1)%len(s.clients)]
 	lists := listsOf(cl)
-	cl.cut()
+	cut(cl)
+	cutAt := time.Now()
 	probe := roster.Instance{Service: services[0], ID: "probe", Addr: fmt.Sprintf("127.0.0.1:%d", 30000+round)}
 	value, err := roster.EncodeInstance(probe)
 	require.NoError(t, err)
@@ -354,15 +383,23 @@ func (s *suite) compactWhileCut(t *testing.T, round int) {
 	require.NoError(t, err)
 	_, err = s.observer.Compact(ctx, resp.Header.Revision, clientv3.WithCompactPhysical())
 	require.NoError(t, err)
+	cache := cl.caches[0]
+	if fault == compactedPaused {
+		waitFor(t, cl.name+"'s cache says it is stale", func() bool { return errors.Is(cache.Err(), roster.ErrStale) })
+		took := time.Since(cutAt)
+		s.record(fault, "the cache says it is stale", took)
+		require.LessOrEqual(t, took, 2*progressEvery+waitForPoll, "stale within twice the progress interval")
+	}
 	start := time.Now()
 	cl.restore()
-	cache := cl.caches[0]
 	waitFor(t, cl.name+"'s cache shows the change made while it was cut off", func() bool {
 		got, ok := cache.Snapshot().Lookup(probe.ID)
 		return ok && got.Addr == probe.Addr
 	})
-	s.record(compacted, "the cut-off cache shows the change", time.Since(start))
+	s.record(fault, "the cut-off cache shows the change", time.Since(start))
 	require.Greater(t, listsOf(cl), lists, "%s's caches listed again", cl.name)
+	_, err = s.observer.Delete(ctx, keys.InstanceKey(keys.DefaultNamespace, probe.Service, probe.ID))
+	require.NoError(t, err)
 }
 
 // restartCluster stops every member, waits until the clients have given
@@ -440,7 +477,7 @@ func (s *suite) report(t *testing.T, total time.Duration) {
 	for _, k := range order {
 		ds := samples[k]
 		slices.Sort(ds)
-		fmt.Fprintf(&b, "  %-38s %-46s n=%-3d median %-8v max %v\n", k.fault, k.what, len(ds),
+		fmt.Fprintf(&b, "  %-45s %-55s n=%-3d median %-8v max %v\n", k.fault, k.what, len(ds),
 			ds[len(ds)/2].Round(time.Millisecond), ds[len(ds)-1].Round(time.Millisecond))
 	}
 	t.Log(b.String())

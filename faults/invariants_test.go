@@ -18,6 +18,9 @@ import (
 // generous for a loaded two-core machine; the measured times are logged.
 const patience = 45 * time.Second
 
+// waitForPoll is how often waitFor looks: what its timings may be late by.
+const waitForPoll = 20 * time.Millisecond
+
 // waitFor polls cond until it holds, failing the test after patience.
 // It returns how long that took.
 func waitFor(t *testing.T, what string, cond func() bool) time.Duration {
@@ -30,7 +33,7 @@ func waitFor(t *testing.T, what string, cond func() bool) time.Duration {
 		if time.Since(start) > patience {
 			t.Fatalf("%s: not within %v", what, patience)
 		}
-		time.Sleep(50 * time.Millisecond) // polling etcd and the caches for a condition
+		time.Sleep(waitForPoll) // polling etcd and the caches for a condition
 	}
 	return time.Since(start)
 }
@@ -86,16 +89,17 @@ func (s *suite) awaitConverged(t *testing.T, cls []*client) time.Duration {
 				if !snap.Synced() {
 					return false
 				}
-				want, _, err := s.truth(c.Service(), snap.Revision)
+				want, _, err := s.truth(c.Service(), snap.Revision())
 				if err != nil {
 					return false // compacted past the view, or etcd out of reach: sample again
 				}
-				if !equalInstances(snap.Instances, want) {
+				got := slices.Collect(snap.All())
+				if !equalInstances(got, want) {
 					t.Errorf("%s's %s cache at revision %d differs from etcd at that revision:\n%s",
-						cl.name, c.Service(), snap.Revision, diff(snap.Instances, want))
+						cl.name, c.Service(), snap.Revision(), diff(got, want))
 					return false
 				}
-				return snap.Revision >= since
+				return snap.Revision() >= since
 			})
 		}
 	}

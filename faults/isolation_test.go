@@ -49,7 +49,7 @@ func requireCacheMatches(t *testing.T, c *discovery.Cache, cli *clientv3.Client)
 			want = append(want, string(kv.Key[len("/roster/services/"+c.Service()+"/"):]))
 		}
 		got = got[:0]
-		for _, in := range c.Snapshot().Instances {
+		for in := range c.Snapshot().All() {
 			got = append(got, in.ID)
 		}
 		if slices.Equal(want, got) {

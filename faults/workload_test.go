@@ -22,13 +22,17 @@ import (
 // The workload's shape. Leases are short so that faults past a TTL stay
 // cheap; the pace keeps a few hundred writes a second off a loaded CI box.
 const (
-	ttl            = 2 * time.Second
-	progressEvery  = time.Second // discovery's progress interval
-	writesPerTerm  = 4           // fenced writes per leadership
-	writesPerHold  = 2           // fenced writes per lock holding
-	writePace      = 20 * time.Millisecond
-	updatePace     = 300 * time.Millisecond // instance metadata churn
-	opTimeout      = 3 * time.Second
+	ttl           = 2 * time.Second
+	progressEvery = time.Second // discovery's progress interval
+	writesPerTerm = 4           // fenced writes per leadership
+	writesPerHold = 2           // fenced writes per lock holding
+	writePace     = 20 * time.Millisecond
+	updatePace    = 300 * time.Millisecond // instance metadata churn
+	opTimeout     = 3 * time.Second
+	// writeTimeout bounds a fenced write: a write that went to a member
+	// that died waits out its deadline (etcd would wait 7 s), and no one
+	// can resend an arbitrary write for it.
+	writeTimeout   = 500 * time.Millisecond
 	electionName   = "leader"
 	mutexName      = "jobs"
 	electionLogPfx = "/faults/log/election/"
@@ -59,6 +63,11 @@ type client struct {
 	// stalled keeps the client's leadership and holding going, writing,
 	// until they are lost, instead of handing them on after a few writes.
 	stalled atomic.Bool
+	// onLead and onHold, when set, run once as the client takes the
+	// leadership or the mutex, before its first fenced write under it: a
+	// fault started at that transition.
+	onLead atomic.Pointer[func(*election.Leadership)]
+	onHold atomic.Pointer[func(*lock.Hold)]
 }
 
 func newClient(t *testing.T, c cluster, name string) *client {
@@ -150,6 +159,9 @@ func (s *suite) campaign(ctx context.Context, cl *client) {
 	work := func(wctx context.Context, l *election.Leadership) error {
 		start := time.Now()
 		cl.leadership.Store(l)
+		if f := cl.onLead.Swap(nil); f != nil {
+			(*f)(l)
+		}
 		for n := 0; (n < writesPerTerm || cl.stalled.Load()) && wctx.Err() == nil; n++ {
 			s.fencedWrite(ctx, cl, s.elections, l.Token(), electionLogPfx, cl.elec.Prefix(), l.Do)
 			pace(wctx, writePace)
@@ -176,6 +188,9 @@ func (s *suite) contend(ctx context.Context, cl *client) {
 		}
 		start := time.Now()
 		cl.hold.Store(h)
+		if f := cl.onHold.Swap(nil); f != nil {
+			(*f)(h)
+		}
 		do := holdTxn(h)
 		// Writes go on after a loss while n < writesPerHold: they must be
 		// refused.
@@ -221,7 +236,7 @@ func (s *suite) churn(ctx context.Context, cl *client, port int) {
 func (s *suite) fencedWrite(ctx context.Context, cl *client, h *history, token int64, logPfx, holders string,
 	do func(context.Context, ...clientv3.Op) (*clientv3.TxnResponse, error)) write {
 	w := write{id: s.nextID.Add(1), who: cl.name, token: token, phase: s.currentPhase()}
-	timeout := opTimeout
+	timeout := writeTimeout
 	if cl.stalled.Load() {
 		timeout = patience
 	}
