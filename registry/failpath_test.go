@@ -94,8 +94,20 @@ func TestFailurePaths(t *testing.T) {
 					inst.Weight = 3
 					return held.Update(ctx, inst)
 				},
-				"Drain":      func(ctx context.Context) error { return held.Drain(ctx, "users", "a") },
-				"Deregister": func(ctx context.Context) error { return held.Deregister(ctx, "users", "a") },
+				"Drain":        func(ctx context.Context) error { return held.Drain(ctx, "users", "a") },
+				"Deregister":   func(ctx context.Context) error { return held.Deregister(ctx, "users", "a") },
+				// In a namespace of their own: a request that lands late
+				// is an operator's, not something the registrars left.
+				"RequestDrain": func(ctx context.Context) error {
+					return registry.RequestDrain(ctx, cli, "users", "a", "", registry.WithNamespace("/ops"))
+				},
+				"CancelDrain": func(ctx context.Context) error {
+					return registry.CancelDrain(ctx, cli, "users", "a", registry.WithNamespace("/ops"))
+				},
+				"DrainRequests": func(ctx context.Context) error {
+					_, err := registry.DrainRequests(ctx, cli, registry.WithNamespace("/ops"))
+					return err
+				},
 				"Events": func(ctx context.Context) error {
 					for range held.Events(ctx) {
 					}
