@@ -94,8 +94,8 @@ func TestFailurePaths(t *testing.T) {
 					inst.Weight = 3
 					return held.Update(ctx, inst)
 				},
-				"Drain":        func(ctx context.Context) error { return held.Drain(ctx, "users", "a") },
-				"Deregister":   func(ctx context.Context) error { return held.Deregister(ctx, "users", "a") },
+				"Drain":      func(ctx context.Context) error { return held.Drain(ctx, "users", "a") },
+				"Deregister": func(ctx context.Context) error { return held.Deregister(ctx, "users", "a") },
 				// In a namespace of their own: a request that lands late
 				// is an operator's, not something the registrars left.
 				"RequestDrain": func(ctx context.Context) error {
