@@ -74,16 +74,20 @@ func (p Picked) Done(err error) {
 }
 
 // entry is one pickable instance of a picker: its state outlives the
-// snapshots, as long as the instance stays pickable.
+// snapshots, as long as the instance stays pickable. What a pick touches
+// fits in 48 bytes, so that many entries fit in a core's cache.
 type entry struct {
-	id   string
-	inst atomic.Pointer[roster.Instance]
+	inst  atomic.Pointer[roster.Instance]
+	picks atomic.Int64 // the picks not yet Done are picks - dones
+	dones atomic.Int64
+	until atomic.Int64 // end of ejection, Unix nanoseconds; 0 if not ejected
+	fails atomic.Int32 // consecutive failures
+	*cold
+}
 
-	// Written on every pick; the picks not yet Done are picks - dones.
-	picks    atomic.Int64
-	dones    atomic.Int64
-	fails    atomic.Int32 // consecutive failures
-	until    atomic.Int64 // end of ejection, Unix nanoseconds; 0 if not ejected
+// cold is the part of an entry picks do not touch.
+type cold struct {
+	id       string
 	failures atomic.Int64 // failed calls, for metrics
 
 	// Guarded by base.mu.
@@ -93,6 +97,12 @@ type entry struct {
 	attrs   metric.ObserveOption
 }
 
+func newEntry(in *roster.Instance) *entry {
+	e := &entry{cold: &cold{id: in.ID, weight: uint64(in.EffectiveWeight())}}
+	e.inst.Store(in)
+	return e
+}
+
 func (e *entry) inflight() int64 { return e.picks.Load() - e.dones.Load() }
 
 // state is a picker's view of one snapshot, immutable once published;
@@ -100,7 +110,7 @@ func (e *entry) inflight() int64 { return e.picks.Load() - e.dones.Load() }
 type state struct {
 	root *node // the snapshot tree it reflects
 	n    int   // pickable instances
-	vec  vec   // the pickable entries; for ConsistentHash, its entry table
+	vec  vec   // the pickable entries; ConsistentHash's entry table
 	ring ring  // ConsistentHash
 
 	// Weighted: one precomputed smooth cycle, or the stride walk.
@@ -121,7 +131,7 @@ type base struct {
 	mu      sync.Mutex        // serializes updates and ejections
 	byID    map[string]*entry // the pickable entries
 	ejected map[*entry]struct{}
-	free    []int // ConsistentHash: free slots of the entry table
+	free    []int // ConsistentHash: free slots of its entry table
 }
 
 func (b *base) init(kind string, src Source, opts []PickerOption) error {
@@ -225,8 +235,7 @@ func (b *base) apply(st *state, gen uint64, o, n *item) {
 }
 
 func (b *base) add(st *state, gen uint64, it *item) {
-	e := &entry{id: it.inst.ID, weight: uint64(it.inst.EffectiveWeight())}
-	e.inst.Store(&it.inst)
+	e := newEntry(&it.inst)
 	b.byID[e.id] = e
 	st.n++
 	if b.kind == kindHash {
@@ -239,7 +248,7 @@ func (b *base) add(st *state, gen uint64, it *item) {
 		}
 		c := ringCmp{&st.vec}
 		for _, h := range ringHashes(e.id, b.cfg.vnodes) {
-			st.ring.insert(c, gen, h, uint32(e.idx))
+			st.ring.insert(c, gen, point{h, uint32(e.idx)})
 		}
 		return
 	}
@@ -257,7 +266,7 @@ func (b *base) drop(st *state, gen uint64, e *entry) {
 	if b.kind == kindHash {
 		c := ringCmp{&st.vec}
 		for _, h := range ringHashes(e.id, b.cfg.vnodes) {
-			st.ring.remove(c, gen, h, uint32(e.idx))
+			st.ring.remove(c, gen, point{h, uint32(e.idx)})
 		}
 		st.vec.set(gen, e.idx, nil)
 		b.free = append(b.free, e.idx)
@@ -291,8 +300,7 @@ func (b *base) rebuildRing(st *state, changes []change) {
 				delete(b.ejected, e)
 			}
 		case e == nil && ok:
-			e = &entry{id: n.inst.ID, weight: uint64(n.inst.EffectiveWeight())}
-			e.inst.Store(&n.inst)
+			e = newEntry(&n.inst)
 			b.byID[e.id] = e
 		case e != nil:
 			e.inst.Store(&n.inst)

@@ -35,20 +35,20 @@ func (p *ConsistentHash) Pick(key string) (Picked, error) {
 	if st.n == 0 {
 		return Picked{}, ErrNoInstances
 	}
-	slot, h := st.ring.owner(hashString(key))
-	e := st.vec.get(int(slot))
+	pt := st.ring.owner(hashString(key))
+	e := st.vec.get(int(pt.s))
 	if p.usable(e) {
 		return p.take(e), nil
 	}
 	// Walk on past the points of ejected instances.
 	first := e
 	for range st.ring.n {
-		if h == ^uint64(0) {
-			slot, h = st.ring.owner(0)
+		if pt.h == ^uint64(0) {
+			pt = st.ring.owner(0)
 		} else {
-			slot, h = st.ring.owner(h + 1)
+			pt = st.ring.owner(pt.h + 1)
 		}
-		if e = st.vec.get(int(slot)); p.usable(e) {
+		if e = st.vec.get(int(pt.s)); p.usable(e) {
 			return p.take(e), nil
 		}
 	}

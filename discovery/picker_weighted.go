@@ -108,10 +108,15 @@ func (p *Weighted) Pick() (Picked, error) {
 	if st.seq != nil {
 		e = st.seq[c%uint64(len(st.seq))]
 	} else {
-		// pos = (c mod W) × stride mod W, in 128 bits: W may reach
-		// instances × roster.MaxWeight.
-		hi, lo := bits.Mul64(c%st.total, st.stride)
-		_, pos := bits.Div64(hi, lo, st.total)
+		// pos = (c mod W) × stride mod W; in 128 bits once W passes 2^32:
+		// W may reach instances × roster.MaxWeight.
+		var pos uint64
+		if st.total <= 1<<32 {
+			pos = c % st.total * st.stride % st.total
+		} else {
+			hi, lo := bits.Mul64(c%st.total, st.stride)
+			_, pos = bits.Div64(hi, lo, st.total)
+		}
 		e = st.vec.search(pos)
 	}
 	if p.usable(e) {

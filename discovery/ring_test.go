@@ -14,61 +14,49 @@ import (
 func checkRing(t *testing.T, r ring, c ringCmp) []point {
 	t.Helper()
 	var out []point
-	leaf := func(l *rleaf) int {
-		require.Positive(t, l.n)
-		require.Less(t, l.n, leafPoints)
-		for i := range l.n {
-			out = append(out, point{l.hs[i], l.ss[i]})
-		}
-		return l.n
-	}
-	var walk func(n *rinner, root bool) int
-	walk = func(n *rinner, root bool) int {
-		require.Positive(t, n.n)
-		require.Less(t, n.n, innerKids)
-		if root {
-			require.GreaterOrEqual(t, n.n, 2)
-		}
+	var walk func(n *rinner, d int) int
+	walk = func(n *rinner, d int) int {
 		size := 0
-		for i := range n.n {
-			if n.bottom {
-				require.Nil(t, n.kids[i])
-				h, s := n.leaves[i].first()
-				require.Equal(t, [2]uint64{h, uint64(s)}, [2]uint64{n.hs[i], uint64(n.ss[i])})
-				size += leaf(n.leaves[i])
-			} else {
-				require.Nil(t, n.leaves[i])
-				h, s := n.kids[i].first()
-				require.Equal(t, [2]uint64{h, uint64(s)}, [2]uint64{n.hs[i], uint64(n.ss[i])})
-				size += walk(n.kids[i], false)
+		for i := range ringFan {
+			l, k := n.leaf[i], n.kid[i]
+			require.False(t, l != nil && k != nil, "a slot holds a leaf and a node")
+			before := len(out)
+			switch {
+			case l != nil:
+				ps := l.pts()
+				require.NotEmpty(t, ps)
+				if l.big != nil {
+					require.Equal(t, ringDepth, d+1, "only the deepest leaves grow past a leaf")
+				}
+				out = append(out, ps...)
+				size += len(ps)
+			case k != nil:
+				s := walk(k, d+1)
+				require.Greater(t, s, ringLeaf/2, "inner node not folded")
+				size += s
 			}
-		}
-		for i := n.n; i < innerKids; i++ {
-			require.Nil(t, n.kids[i])
-			require.Nil(t, n.leaves[i])
+			for _, p := range out[before:] {
+				require.Equal(t, i, slot(p.h, d), "point under the wrong slot")
+			}
 		}
 		require.Equal(t, size, n.size)
 		return size
 	}
-	switch {
-	case r.root != nil:
-		require.Nil(t, r.leaf)
-		walk(r.root, true)
-	case r.leaf != nil:
-		leaf(r.leaf)
+	if r.root != nil {
+		walk(r.root, 0)
 	}
 	require.Equal(t, r.n, len(out))
-	require.True(t, slices.IsSortedFunc(out, func(a, b point) int { return c.cmp(a.h, a.s, b.h, b.s) }))
+	require.True(t, slices.IsSortedFunc(out, c.cmp))
 	return out
 }
 
 func TestRingAgainstASortedList(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
 	var tab vec
-	gen := gens.Add(1)
+	g0 := gens.Add(1)
 	const slots = 500
-	for s := range slots {
-		tab.push(gen, &entry{id: fmt.Sprintf("e%03d", s)})
+	for i := range slots {
+		tab.push(g0, &entry{cold: &cold{id: fmt.Sprintf("e%03d", i)}})
 	}
 	c := ringCmp{&tab}
 	var r ring
@@ -87,18 +75,25 @@ func TestRingAgainstASortedList(t *testing.T) {
 		for range n {
 			if len(live) > 0 && (rng.IntN(2) == 0 || round > 250) {
 				for p := range live { // any
-					r.remove(c, g, p.h, p.s)
+					r.remove(c, g, p)
 					delete(live, p)
 					break
 				}
 				continue
 			}
-			// Few distinct hashes, so ties (ordered by ID) are common.
-			p := point{uint64(rng.IntN(2000)) << 50, uint32(rng.IntN(slots))}
+			// Few distinct hashes, so ties (ordered by ID) are common, and
+			// clusters deep in the tree.
+			h := uint64(rng.IntN(2000)) << 50
+			if rng.IntN(4) == 0 {
+				// Clusters deep in the tree, and points sharing the top 60
+				// bits, which no level splits.
+				h = 0xabc0000000000000 | uint64(rng.IntN(100))
+			}
+			p := point{h, uint32(rng.IntN(slots))}
 			if live[p] {
 				continue
 			}
-			r.insert(c, g, p.h, p.s)
+			r.insert(c, g, p)
 			live[p] = true
 		}
 		got := checkRing(t, r, c)
@@ -106,27 +101,27 @@ func TestRingAgainstASortedList(t *testing.T) {
 		for p := range live {
 			want = append(want, p)
 		}
-		slices.SortFunc(want, func(a, b point) int { return c.cmp(a.h, a.s, b.h, b.s) })
+		slices.SortFunc(want, c.cmp)
 		require.Equal(t, want, got)
 		versions = append(versions, version{r, want})
-		// owner: the first point with a hash at or after h, round.
 		for range 50 {
 			if len(want) == 0 {
 				break
 			}
 			h := uint64(rng.IntN(2001)) << 50
+			if rng.IntN(3) == 0 {
+				h = 0xabc0000000000000 | uint64(rng.IntN(101))
+			}
 			i, _ := slices.BinarySearchFunc(want, h, func(p point, h uint64) int { return cmp.Compare(p.h, h) })
 			if i == len(want) {
 				i = 0
 			}
-			s, oh := r.owner(h)
-			require.Equal(t, want[i], point{oh, s}, "owner of %x", h)
+			require.Equal(t, want[i], r.owner(h), "owner of %x", h)
 		}
 	}
 	for _, v := range versions {
 		require.Equal(t, v.want, checkRing(t, v.r, c), "versions are persistent")
 	}
-	// A built ring equals the same points inserted.
 	pts := versions[len(versions)/2].want
 	built := buildRing(slices.Clone(pts))
 	require.Equal(t, pts, checkRing(t, built, c))
@@ -148,11 +143,11 @@ func TestVecAgainstASlice(t *testing.T) {
 					want = want[:len(want)-1]
 				case k == 1 && len(want) > 0:
 					i := rng.IntN(len(want))
-					e := &entry{id: fmt.Sprint(round), weight: uint64(1 + rng.IntN(9))}
+					e := &entry{cold: &cold{id: fmt.Sprint(round), weight: uint64(1 + rng.IntN(9))}}
 					v.set(g, i, e)
 					want[i] = e
 				default:
-					e := &entry{id: fmt.Sprint(round), weight: uint64(1 + rng.IntN(9))}
+					e := &entry{cold: &cold{id: fmt.Sprint(round), weight: uint64(1 + rng.IntN(9))}}
 					v.push(g, e)
 					want = append(want, e)
 				}
