@@ -105,7 +105,8 @@ func WithClock(now func() time.Time) PickerOption {
 
 // WithVirtualNodes sets how many ring points each instance gets in a
 // ConsistentHash (DefaultVirtualNodes). More points spread keys more
-// evenly; each costs 16 bytes.
+// evenly; each costs about 20 bytes, and work when its instance comes or
+// goes.
 func WithVirtualNodes(n int) PickerOption {
 	return pickerOption(func(c *pickerConfig) { c.vnodes = n })
 }

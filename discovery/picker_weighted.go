@@ -10,12 +10,13 @@ import (
 
 // Weighted is a smooth weighted round-robin over
 // roster.Instance.EffectiveWeight: over every cycle of W picks, W being the
-// sum of the serving instances' weights (divided by their greatest common
-// divisor), each instance is picked exactly its weight's share, and its
-// picks are spread over the cycle rather than bunched.
+// sum of the serving instances' weights, each instance is picked exactly
+// its weight's share, and its picks are spread over the cycle rather than
+// bunched.
 //
-// For a small service (cycle × instances up to 8192) it precomputes, at
-// each change, one cycle of nginx's smooth weighted round-robin over the
+// For a small service (the cycle, with weights divided by their greatest
+// common divisor, times the instances, up to 8192) it precomputes, at each
+// change, one cycle of nginx's smooth weighted round-robin over the
 // instances in ID order, and a pick is an atomic counter indexing into it:
 // nginx's sequence, lock-free. Beyond, it walks the weight line [0, W)
 // with a stride of about W/φ (the golden ratio) coprime with W, through

@@ -109,7 +109,7 @@ func (d *Discoverer) WatchServices() (*ServiceSet, error) {
 		KeysOnly: true,
 		Stale:    ErrStale,
 		Closed:   ErrClosed,
-	}, s)
+	}, (*setHandler)(s))
 	d.sets[s] = struct{}{}
 	return s, nil
 }
@@ -275,13 +275,16 @@ func (s *ServiceSet) stop() {
 	})
 }
 
-func (s *ServiceSet) service(key []byte) (string, bool) {
+// setHandler is the watch.Handler of a ServiceSet, kept off its API.
+type setHandler ServiceSet
+
+func (s *setHandler) service(key []byte) (string, bool) {
 	svc, _, ok := keys.ParseInstanceKey(s.d.cfg.namespace, string(key))
 	return svc, ok
 }
 
 // Reset recounts the instance keys of every service.
-func (s *ServiceSet) Reset(kvs []*mvccpb.KeyValue, rev int64) {
+func (s *setHandler) Reset(kvs []*mvccpb.KeyValue, rev int64) {
 	counts := make(map[string]int)
 	for _, kv := range kvs {
 		if svc, ok := s.service(kv.Key); ok {
@@ -310,7 +313,7 @@ func (s *ServiceSet) Reset(kvs []*mvccpb.KeyValue, rev int64) {
 }
 
 // Apply counts created and deleted instance keys.
-func (s *ServiceSet) Apply(evs []*clientv3.Event, rev int64) {
+func (s *setHandler) Apply(evs []*clientv3.Event, rev int64) {
 	var ch ServiceChange
 	for _, ev := range evs {
 		svc, ok := s.service(ev.Kv.Key)
@@ -344,11 +347,11 @@ func toggle(list []string, other *[]string, svc string) []string {
 }
 
 // Confirm records that the list is current as of rev.
-func (s *ServiceSet) Confirm(rev int64) { s.update(rev, nil, false) }
+func (s *setHandler) Confirm(rev int64) { s.update(rev, nil, false) }
 
 // SetErr logs the list's changes of state, and ends the subscriptions
 // once the etcd client is closed.
-func (s *ServiceSet) SetErr(err error) {
+func (s *setHandler) SetErr(err error) {
 	if err != nil && isClosed(err) {
 		s.changes.Close()
 		return
@@ -357,7 +360,7 @@ func (s *ServiceSet) SetErr(err error) {
 }
 
 // update publishes a list at rev with the change, when there is one.
-func (s *ServiceSet) update(rev int64, ch *ServiceChange, force bool) {
+func (s *setHandler) update(rev int64, ch *ServiceChange, force bool) {
 	old := s.list.Load()
 	l := &ServiceList{names: old.names, rev: rev, syncedAt: time.Now()}
 	if ch == nil || (len(ch.Added) == 0 && len(ch.Removed) == 0 && !force) {
