@@ -9,7 +9,7 @@ import (
 // ring is the consistent-hash ring of a picker: its points sorted by hash
 // (ties by instance ID), held by a persistent radix tree over the hash's
 // bits. Hashes are uniform, so the tree is evenly shallow and a lookup
-// indexes its way down, 5 bits a level, to a small leaf. A full leaf splits
+// indexes its way down, 4 bits a level, to a small leaf. A full leaf splits
 // on the next bits, and an inner node that shrinks to half a leaf folds back
 // into one. Adding or removing an instance inserts or deletes its own points
 // only, each copying one path, one allocation a node; nodes are immutable
@@ -23,7 +23,7 @@ type ring struct {
 }
 
 const (
-	ringBits  = 5
+	ringBits  = 4
 	ringFan   = 1 << ringBits // children of an inner node
 	ringLeaf  = 32            // points of a leaf
 	ringDepth = 64 / ringBits // levels the hash has bits for
