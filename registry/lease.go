@@ -127,7 +127,7 @@ func (r *Registrar) revokeAll(ctx context.Context) error {
 		})
 	}
 	for _, s := range sessions {
-		wg.Go(func() { _ = s.Close() }) // stops its renewals
+		wg.Go(func() { _ = s.Shutdown(ctx) }) // stops its renewals; bounded by the caller too
 	}
 	wg.Wait()
 	r.retiring.Wait()

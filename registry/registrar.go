@@ -233,9 +233,7 @@ func (r *Registrar) emit(e Event) {
 // closed.
 func (r *Registrar) Close() error { return r.Shutdown(context.Background()) }
 
-// Shutdown is Close with the revoke bounded by ctx as well. While etcd does
-// not answer it may still take up to the TTL, the bound of closing the
-// lease's session.
+// Shutdown is Close bounded by ctx as well as by the TTL.
 func (r *Registrar) Shutdown(ctx context.Context) error {
 	r.closeOnce.Do(func() { r.closeErr = r.shutdown(orBackground(ctx)) })
 	return r.closeErr
