@@ -42,7 +42,7 @@ func (d *demo) base() string { return "http://" + d.httpAddr }
 func (d *demo) startGateway() {
 	d.gateway = start(d.t, "gateway", d.gw, "-listen", d.httpAddr,
 		"-etcd-listen", d.etcdAddr, "-data-dir", d.dataDir)
-	d.gateway.await(`gateway serving at`, 60*time.Second)
+	d.gateway.await(`gateway \S*\s?serving at`, 60*time.Second)
 }
 
 func (d *demo) startWorker(id string) {
@@ -86,7 +86,8 @@ func get(url string) (string, error) {
 	if resp.StatusCode != http.StatusOK {
 		return "", fmt.Errorf("status %d", resp.StatusCode)
 	}
-	return body.ID, json.NewDecoder(resp.Body).Decode(&body)
+	err = json.NewDecoder(resp.Body).Decode(&body)
+	return body.ID, err
 }
 
 // load sends GETs through the gateway one after another until stopped and

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -18,12 +19,20 @@ import (
 	"time"
 )
 
-// binaries builds the demo commands once per test binary.
+// binaries builds the demo commands, and the roster CLI, once per test
+// binary.
 var binaries struct {
-	once            sync.Once
-	dir             string
-	gateway, worker string
-	err             error
+	once                 sync.Once
+	dir                  string
+	gateway, worker, cli string
+	err                  error
+}
+
+// cli returns the path of the roster CLI.
+func cli(t *testing.T) string {
+	t.Helper()
+	build(t)
+	return binaries.cli
 }
 
 func build(t *testing.T) (gateway, worker string) {
@@ -39,6 +48,7 @@ func build(t *testing.T) (gateway, worker string) {
 		}{
 			{&binaries.gateway, "../gateway"},
 			{&binaries.worker, "../worker"},
+			{&binaries.cli, "github.com/rosterkit/roster/cmd/roster"},
 		} {
 			*b.out = filepath.Join(binaries.dir, filepath.Base(b.pkg))
 			out, err := exec.Command("go", "build", "-o", *b.out, b.pkg).CombinedOutput()
@@ -70,7 +80,14 @@ type proc struct {
 
 func start(t *testing.T, name, bin string, args ...string) *proc {
 	t.Helper()
+	return startIn(t, "", name, bin, args...)
+}
+
+// startIn starts a process in the working directory dir ("" for this one).
+func startIn(t *testing.T, dir, name, bin string, args ...string) *proc {
+	t.Helper()
 	p := &proc{t: t, name: name, cmd: exec.Command(bin, args...), added: make(chan struct{}), done: make(chan struct{})}
+	p.cmd.Dir = dir
 	stdout, err := p.cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -148,6 +165,19 @@ func (p *proc) signal(sig syscall.Signal) {
 	}
 }
 
+// wait waits for the process to exit by itself and returns its exit code.
+func (p *proc) wait(timeout time.Duration) int {
+	p.t.Helper()
+	select {
+	case <-p.done:
+	case <-time.After(timeout):
+		p.t.Fatalf("%s still running after %v", p.name, timeout)
+	}
+	return p.cmd.ProcessState.ExitCode()
+}
+
+func (p *proc) pid() int { return p.cmd.Process.Pid }
+
 // stop sends SIGTERM and returns the exit code.
 func (p *proc) stop(timeout time.Duration) int {
 	p.t.Helper()
@@ -168,17 +198,51 @@ func (p *proc) kill() {
 
 // gatewayStatus is the part of /_roster/status the tests read.
 type gatewayStatus struct {
+	Gateway struct {
+		Workers []struct {
+			ID    string `json:"id"`
+			PID   int    `json:"pid"`
+			State string `json:"state"`
+		} `json:"workers"`
+	} `json:"gateway"`
+	Etcd struct {
+		Healthy bool `json:"healthy"`
+		Members []struct {
+			Name string `json:"name"`
+		} `json:"members"`
+	} `json:"etcd"`
 	Services []struct {
-		Name      string `json:"name"`
+		Name      string  `json:"name"`
+		Rate      float64 `json:"rate"`
+		Requests  int64   `json:"requests"`
 		Instances []struct {
-			ID     string `json:"id"`
-			Status string `json:"status"`
+			ID       string            `json:"id"`
+			Status   string            `json:"status"`
+			Reason   string            `json:"reason"`
+			Metadata map[string]string `json:"metadata"`
+			Requests int64             `json:"requests"`
 		} `json:"instances"`
 	} `json:"services"`
 	Elections []struct {
-		Name   string `json:"name"`
-		Leader string `json:"leader"`
+		Name    string  `json:"name"`
+		Leader  string  `json:"leader"`
+		Token   int64   `json:"token"`
+		TenureS float64 `json:"tenure_s"`
 	} `json:"elections"`
+	Locks []struct {
+		Name   string `json:"name"`
+		Holder *struct {
+			Who string `json:"who"`
+		} `json:"holder"`
+		Waiters []struct {
+			Who string `json:"who"`
+		} `json:"waiters"`
+	} `json:"locks"`
+	Timeline []struct {
+		Kind     string `json:"kind"`
+		Instance string `json:"instance"`
+		Text     string `json:"text"`
+	} `json:"timeline"`
 }
 
 func getStatus(ctx context.Context, base string) (gatewayStatus, error) {
@@ -204,6 +268,21 @@ func (s gatewayStatus) instances(service string) map[string]string {
 	return out
 }
 
+// pidOf returns the process ID an instance registered in its metadata.
+func (s gatewayStatus) pidOf(service, id string) int {
+	for _, svc := range s.Services {
+		if svc.Name == service {
+			for _, in := range svc.Instances {
+				if in.ID == id {
+					pid, _ := strconv.Atoi(in.Metadata["pid"])
+					return pid
+				}
+			}
+		}
+	}
+	return 0
+}
+
 func (s gatewayStatus) leader(name string) string {
 	for _, e := range s.Elections {
 		if e.Name == name {
@@ -211,4 +290,15 @@ func (s gatewayStatus) leader(name string) string {
 		}
 	}
 	return ""
+}
+
+// hasEvent reports whether the timeline has an event of kind about
+// instance.
+func (s gatewayStatus) hasEvent(kind, instance string) bool {
+	for _, e := range s.Timeline {
+		if e.Kind == kind && (instance == "" || e.Instance == instance) {
+			return true
+		}
+	}
+	return false
 }

@@ -14,10 +14,16 @@ import (
 	"github.com/rosterkit/roster/lock"
 )
 
+// maxHold bounds POST /critical?hold=: how long one call may keep the lock.
+const maxHold = 30 * time.Second
+
 func (w *Worker) routes() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("POST /critical", w.critical)
-	mux.HandleFunc("/", w.hello)
+	mux.Handle("POST /critical", w.m.measure("critical", http.HandlerFunc(w.critical)))
+	if w.cfg.Metrics != nil {
+		mux.Handle("GET /metrics", w.cfg.Metrics)
+	}
+	mux.Handle("/", w.m.measure("hello", http.HandlerFunc(w.hello)))
 	return mux
 }
 
@@ -30,21 +36,35 @@ func writeJSON(rw http.ResponseWriter, code int, v any) {
 // hello answers every other path with who answered, so a caller going
 // through the gateway sees the spread.
 func (w *Worker) hello(rw http.ResponseWriter, r *http.Request) {
-	writeJSON(rw, http.StatusOK, map[string]any{
+	body := map[string]any{
 		"id":      w.cfg.ID,
 		"service": w.cfg.Service,
 		"addr":    w.Addr(),
 		"leader":  w.Leading(),
 		"path":    r.URL.Path,
-	})
+	}
+	if drained, reason := w.Drained(); drained {
+		body["draining"] = reason
+	}
+	writeJSON(rw, http.StatusOK, body)
 }
 
 // critical increments a counter in etcd under the service's lock. The read
 // and the write are not one transaction on purpose: the lock is what makes
 // them safe, and the write is fenced so that a holder that lost the lock
-// (paused, cut off) cannot overwrite a newer holder's count.
+// (paused, cut off) cannot overwrite a newer holder's count. ?hold=2s keeps
+// the lock that long, so that concurrent calls queue up visibly.
 func (w *Worker) critical(rw http.ResponseWriter, r *http.Request) {
-	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
+	var hold time.Duration
+	if s := r.URL.Query().Get("hold"); s != "" {
+		d, err := time.ParseDuration(s)
+		if err != nil || d < 0 || d > maxHold {
+			writeJSON(rw, http.StatusBadRequest, map[string]any{"id": w.cfg.ID, "error": "hold: want a duration from 0 to " + maxHold.String()})
+			return
+		}
+		hold = d
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second+hold)
 	defer cancel()
 	h, err := w.mu.Lock(ctx)
 	if err != nil {
@@ -52,6 +72,14 @@ func (w *Worker) critical(rw http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer h.Release(context.WithoutCancel(ctx))
+	w.m.criticals.Add(ctx, 1)
+	if hold > 0 {
+		select {
+		case <-time.After(hold):
+		case <-h.Done():
+		case <-ctx.Done():
+		}
+	}
 	count, err := w.increment(ctx, h)
 	switch {
 	case errors.Is(err, lock.ErrNotHeld):
@@ -95,6 +123,8 @@ func (w *Worker) lead(ctx context.Context, l *election.Leadership) error {
 				return nil // leadership ended: Run campaigns again
 			}
 			w.cfg.Log.Warn("report", "err", err)
+		} else {
+			w.m.reports.Add(ctx, 1)
 		}
 		select {
 		case <-ctx.Done():
