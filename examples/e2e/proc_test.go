@@ -176,8 +176,6 @@ func (p *proc) wait(timeout time.Duration) int {
 	return p.cmd.ProcessState.ExitCode()
 }
 
-func (p *proc) pid() int { return p.cmd.Process.Pid }
-
 // stop sends SIGTERM and returns the exit code.
 func (p *proc) stop(timeout time.Duration) int {
 	p.t.Helper()
@@ -224,10 +222,13 @@ type gatewayStatus struct {
 		} `json:"instances"`
 	} `json:"services"`
 	Elections []struct {
-		Name    string  `json:"name"`
-		Leader  string  `json:"leader"`
-		Token   int64   `json:"token"`
-		TenureS float64 `json:"tenure_s"`
+		Name       string  `json:"name"`
+		Leader     string  `json:"leader"`
+		Token      int64   `json:"token"`
+		TenureS    float64 `json:"tenure_s"`
+		Candidates []struct {
+			Who string `json:"who"`
+		} `json:"candidates"`
 	} `json:"elections"`
 	Locks []struct {
 		Name   string `json:"name"`
