@@ -215,6 +215,7 @@ type gatewayStatus struct {
 		Requests  int64   `json:"requests"`
 		Instances []struct {
 			ID       string            `json:"id"`
+			Addr     string            `json:"addr"`
 			Status   string            `json:"status"`
 			Reason   string            `json:"reason"`
 			Metadata map[string]string `json:"metadata"`
@@ -267,6 +268,20 @@ func (s gatewayStatus) instances(service string) map[string]string {
 		}
 	}
 	return out
+}
+
+// addrOf returns an instance's address.
+func (s gatewayStatus) addrOf(service, id string) string {
+	for _, svc := range s.Services {
+		if svc.Name == service {
+			for _, in := range svc.Instances {
+				if in.ID == id {
+					return in.Addr
+				}
+			}
+		}
+	}
+	return ""
 }
 
 // pidOf returns the process ID an instance registered in its metadata.
