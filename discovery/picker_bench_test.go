@@ -120,7 +120,9 @@ func BenchmarkPickParallel(b *testing.B) {
 
 // BenchmarkPickerUpdate measures what a picker pays for one change of the
 // instances, the first pick after it: the source alternates between two
-// snapshots a cache would produce, n instances and the same plus one.
+// snapshots a cache would produce, n instances and the same plus one. The
+// ring's cost is its instance's points; hash-40-points is
+// WithVirtualNodes(40).
 //
 //	go test -run '^$' -bench PickerUpdate -benchmem ./discovery
 func BenchmarkPickerUpdate(b *testing.B) {
@@ -130,7 +132,10 @@ func BenchmarkPickerUpdate(b *testing.B) {
 		extra := roster.Instance{Service: "svc", ID: "new", Addr: "10.255.0.1:80", Weight: 7}
 		src.edit([]roster.Instance{extra})
 		with := src.Snapshot()
-		for _, p := range pickers(src) {
+		all := pickers(src)
+		h40 := must(NewConsistentHash(src, WithVirtualNodes(40)))
+		all = append(all, namedPick{"hash-40-points", func(int) (Picked, error) { return h40.Pick("k") }})
+		for _, p := range all {
 			b.Run(fmt.Sprintf("%s/n=%d", p.name, n), func(b *testing.B) {
 				pk, _ := p.pick(0) // the first state, built once
 				pk.Done(nil)

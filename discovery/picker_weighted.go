@@ -2,7 +2,6 @@ package discovery
 
 import (
 	"math"
-	"math/bits"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -25,7 +24,8 @@ import (
 // a few times the ideal.
 type Weighted struct {
 	base
-	next atomic.Uint64
+	next atomic.Uint64 // picks, for the precomputed cycle
+	pos  atomic.Uint64 // the stride walk's position, before reduction mod W
 }
 
 // Limits of the precomputed cycle: beyond them a change would cost more
@@ -104,21 +104,17 @@ func (p *Weighted) Pick() (Picked, error) {
 	if st.vec.n == 0 {
 		return Picked{}, ErrNoInstances
 	}
-	c := p.next.Add(1) - 1
 	var e *entry
+	var c uint64
 	if st.seq != nil {
+		c = p.next.Add(1) - 1
 		e = st.seq[c%uint64(len(st.seq))]
 	} else {
-		// pos = (c mod W) × stride mod W; in 128 bits once W passes 2^32:
-		// W may reach instances × roster.MaxWeight.
-		var pos uint64
-		if st.total <= 1<<32 {
-			pos = c % st.total * st.stride % st.total
-		} else {
-			hi, lo := bits.Mul64(c%st.total, st.stride)
-			_, pos = bits.Div64(hi, lo, st.total)
-		}
-		e = st.vec.search(pos)
+		// Each pick moves the position a stride on: one division a pick.
+		// (The sum wraps around 2^64 after billions of picks; that pick
+		// is off its place once.)
+		c = p.pos.Add(st.stride)
+		e = st.vec.search(c % st.total)
 	}
 	if p.usable(e) {
 		return p.take(e), nil
