@@ -197,6 +197,7 @@ func (p *proc) kill() {
 // gatewayStatus is the part of /_roster/status the tests read.
 type gatewayStatus struct {
 	Gateway struct {
+		UptimeS float64 `json:"uptime_s"`
 		Workers []struct {
 			ID    string `json:"id"`
 			PID   int    `json:"pid"`
