@@ -20,8 +20,10 @@ const (
 	// MinProgressInterval is the shortest progress interval accepted.
 	MinProgressInterval = 10 * time.Millisecond
 	// DefaultPageSize is how many keys one Get of a list reads, so that a
-	// large service does not need one huge response.
-	DefaultPageSize = 5000
+	// large service does not need one huge response. Not much fewer: etcd
+	// counts the keys after each page, so small pages make a large list
+	// slow.
+	DefaultPageSize = 25000
 )
 
 // Option configures a Discoverer. A zero value means the default; a
