@@ -2,6 +2,7 @@ package discovery
 
 import (
 	"cmp"
+	"maps"
 	"slices"
 	"strings"
 )
@@ -13,13 +14,18 @@ import (
 // on the next bits, and an inner node that shrinks to half a leaf folds back
 // into one. Adding or removing an instance inserts or deletes its own points
 // only, each copying one path, one allocation a node; nodes are immutable
-// once published, as in the instance tree (tree.go). A point names its
-// entry by a slot in the picker's entry table rather than by pointer, so
-// leaves hold no pointer: the garbage collector need not scan millions of
-// points, and copying them needs no write barrier.
+// once published, as in the instance tree (tree.go).
+//
+// A point names its entry by a slot in the picker's entry table rather than
+// by pointer, so leaves hold no pointer: the garbage collector need not scan
+// millions of points, and copying them needs no write barrier.
 type ring struct {
 	root *rinner // nil when the ring is empty
 	n    int     // points
+	// over holds, by hash, the points beyond a deepest leaf's capacity:
+	// more than ringLeaf points with one and the same hash, so in ID order
+	// after the leaf's. Nil unless that happens; replaced, never modified.
+	over map[uint64][]point
 }
 
 const (
@@ -38,21 +44,15 @@ type rinner struct {
 	leaf [ringFan]*rleaf
 }
 
-// rleaf holds up to ringLeaf points, sorted by ringCmp; a leaf below the
-// deepest inner nodes, which cannot split, holds more in big.
+// rleaf holds up to ringLeaf points, sorted by ringCmp.
 type rleaf struct {
 	gen uint64
 	n   int
-	ps  [ringLeaf]point
-	big []point
+	hs  [ringLeaf]uint64
+	ss  [ringLeaf]uint32
 }
 
-func (l *rleaf) pts() []point {
-	if l.big != nil {
-		return l.big
-	}
-	return l.ps[:l.n]
-}
+func (l *rleaf) at(i int) point { return point{l.hs[i], l.ss[i]} }
 
 // point is one virtual node on the ring: a hash and the slot of its entry.
 type point struct {
@@ -70,31 +70,44 @@ func (c ringCmp) cmp(a, b point) int {
 	return strings.Compare(c.tab.get(int(a.s)).id, c.tab.get(int(b.s)).id)
 }
 
+// find returns where p is or goes in l.
+func (c ringCmp) find(l *rleaf, p point) (int, bool) {
+	lo, hi := 0, l.n
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if c.cmp(l.at(m), p) < 0 {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	return lo, lo < l.n && l.hs[lo] == p.h && l.ss[lo] == p.s
+}
+
 // slot is where hash h goes in an inner node at depth d.
 func slot(h uint64, d int) int { return int(h>>(64-ringBits*(d+1))) & (ringFan - 1) }
 
 // owner returns the first point at or after hash h, going round past the
 // last point to the first. The ring must not be empty.
 func (r *ring) owner(h uint64) point {
-	var path [ringDepth + 1]*rinner
+	var path [ringDepth]*rinner
 	n, d := r.root, 0
 	for {
 		path[d] = n
 		i := slot(h, d)
 		if l := n.leaf[i]; l != nil {
 			// First point whose hash is not below h.
-			ps := l.pts()
-			lo, hi := 0, len(ps)
+			lo, hi := 0, l.n
 			for lo < hi {
 				m := int(uint(lo+hi) >> 1)
-				if ps[m].h < h {
+				if l.hs[m] < h {
 					lo = m + 1
 				} else {
 					hi = m
 				}
 			}
-			if lo < len(ps) {
-				return ps[lo]
+			if lo < l.n {
+				return l.at(lo)
 			}
 			break
 		}
@@ -109,7 +122,7 @@ func (r *ring) owner(h uint64) point {
 		n := path[d]
 		for j := slot(h, d) + 1; j < ringFan; j++ {
 			if l := n.leaf[j]; l != nil {
-				return l.pts()[0]
+				return l.at(0)
 			}
 			if k := n.kid[j]; k != nil {
 				return first(k)
@@ -124,7 +137,7 @@ func first(n *rinner) point {
 	for {
 		for i := range ringFan {
 			if l := n.leaf[i]; l != nil {
-				return l.pts()[0]
+				return l.at(0)
 			}
 			if k := n.kid[i]; k != nil {
 				n = k
@@ -149,12 +162,29 @@ func ownLeaf(l *rleaf, gen uint64) *rleaf {
 		return l
 	}
 	c := new(rleaf)
-	c.gen, c.n = gen, l.n
-	copy(c.ps[:l.n], l.ps[:l.n])
-	if l.big != nil {
-		c.big = append(make([]point, 0, len(l.big)+1), l.big...)
-	}
+	*c = *l
+	c.gen = gen
 	return c
+}
+
+// insertAt puts p at i, moving the points from i up; a full leaf drops its
+// last point, which it returns.
+func (l *rleaf) insertAt(i int, p point) (dropped point, full bool) {
+	if full = l.n == ringLeaf; full {
+		dropped = l.at(l.n - 1)
+		l.n--
+	}
+	copy(l.hs[i+1:l.n+1], l.hs[i:l.n])
+	copy(l.ss[i+1:l.n+1], l.ss[i:l.n])
+	l.hs[i], l.ss[i] = p.h, p.s
+	l.n++
+	return dropped, full
+}
+
+func (l *rleaf) deleteAt(i int) {
+	copy(l.hs[i:], l.hs[i+1:l.n])
+	copy(l.ss[i:], l.ss[i+1:l.n])
+	l.n--
 }
 
 // insert adds p.
@@ -162,49 +192,90 @@ func (r *ring) insert(c ringCmp, gen uint64, p point) {
 	if r.root == nil {
 		r.root = &rinner{gen: gen}
 	}
-	r.root = c.insertIn(gen, r.root, p, 0)
+	r.root, _ = r.insertIn(c, gen, r.root, p, 0)
 	r.n++
 }
 
-func (c ringCmp) insertIn(gen uint64, n *rinner, p point, d int) *rinner {
+// insertIn adds p below n and says whether the points below n grew by one
+// (not if p, or the point it displaced, went to over).
+func (r *ring) insertIn(c ringCmp, gen uint64, n *rinner, p point, d int) (*rinner, bool) {
 	n = ownInner(n, gen)
-	n.size++
 	i := slot(p.h, d)
+	grew := true
 	switch l := n.leaf[i]; {
 	case n.kid[i] != nil:
-		n.kid[i] = c.insertIn(gen, n.kid[i], p, d+1)
+		n.kid[i], grew = r.insertIn(c, gen, n.kid[i], p, d+1)
 	case l == nil:
-		l = &rleaf{gen: gen, n: 1}
-		l.ps[0] = p
+		l = &rleaf{gen: gen}
+		l.insertAt(0, p)
 		n.leaf[i] = l
-	case l.n < ringLeaf && l.big == nil:
+	case l.n < ringLeaf:
 		l = ownLeaf(l, gen)
-		j := c.find(l, p)
-		copy(l.ps[j+1:l.n+1], l.ps[j:l.n])
-		l.ps[j] = p
-		l.n++
+		j, _ := c.find(l, p)
+		l.insertAt(j, p)
 		n.leaf[i] = l
-	case d+1 == ringDepth: // no bits left to split on
-		l = ownLeaf(l, gen)
-		if l.big == nil {
-			l.big = append(make([]point, 0, ringLeaf+1), l.ps[:l.n]...)
+	case d+1 == ringDepth:
+		// A full leaf of one hash (all its bits are used): it keeps the
+		// least IDs, the others wait in over.
+		if j, _ := c.find(l, p); j < l.n {
+			l = ownLeaf(l, gen)
+			p, _ = l.insertAt(j, p)
+			n.leaf[i] = l
 		}
-		l.big = slices.Insert(l.big, c.find(l, p), p)
-		n.leaf[i] = l
+		r.spill(c, p)
+		grew = false
 	default: // full: the slot becomes an inner node over the next bits
 		k := &rinner{gen: gen}
-		for _, q := range l.pts() {
-			k = c.insertIn(gen, k, q, d+1)
+		for j := range l.n {
+			k, _ = r.insertIn(c, gen, k, l.at(j), d+1)
 		}
-		n.leaf[i], n.kid[i] = nil, c.insertIn(gen, k, p, d+1)
+		n.leaf[i] = nil
+		n.kid[i], grew = r.insertIn(c, gen, k, p, d+1) // the leaf's points were counted already
 	}
-	return n
+	if grew {
+		n.size++
+	}
+	return n, grew
 }
 
-// find returns where p goes in l.
-func (c ringCmp) find(l *rleaf, p point) int {
-	j, _ := slices.BinarySearchFunc(l.pts(), p, c.cmp)
-	return j
+// spill puts p in over.
+func (r *ring) spill(c ringCmp, p point) {
+	over := maps.Clone(r.over)
+	if over == nil {
+		over = make(map[uint64][]point)
+	}
+	ps := slices.Clone(over[p.h])
+	j, _ := slices.BinarySearchFunc(ps, p, c.cmp)
+	over[p.h] = slices.Insert(ps, j, p)
+	r.over = over
+}
+
+// unspill removes and returns the least point of hash h in over, if any;
+// or removes p from it when p is given.
+func (r *ring) unspill(c ringCmp, h uint64, p *point) (point, bool) {
+	ps := r.over[h]
+	if len(ps) == 0 {
+		return point{}, false
+	}
+	j := 0
+	if p != nil {
+		var found bool
+		if j, found = slices.BinarySearchFunc(ps, *p, c.cmp); !found {
+			return point{}, false
+		}
+	}
+	got := ps[j]
+	over := maps.Clone(r.over)
+	if ps = slices.Delete(slices.Clone(ps), j, j+1); len(ps) > 0 {
+		over[h] = ps
+	} else {
+		delete(over, h)
+	}
+	if len(over) == 0 {
+		over = nil
+	}
+	r.over = over
+	return got, true
 }
 
 // remove deletes p, if it is on the ring.
@@ -212,54 +283,64 @@ func (r *ring) remove(c ringCmp, gen uint64, p point) {
 	if r.root == nil {
 		return
 	}
-	n, ok := c.removeIn(gen, r.root, p, 0)
-	if !ok {
+	n, found, _ := r.removeIn(c, gen, r.root, p, 0)
+	if !found {
 		return
 	}
 	r.n--
 	if r.n == 0 {
-		n = nil
+		n, r.over = nil, nil
 	}
 	r.root = n
 }
 
-func (c ringCmp) removeIn(gen uint64, n *rinner, p point, d int) (*rinner, bool) {
+// removeIn deletes p below n, and says whether it was found and whether
+// the points below n shrank by one (not if p was in over, or a point from
+// over took its place).
+func (r *ring) removeIn(c ringCmp, gen uint64, n *rinner, p point, d int) (_ *rinner, found, shrank bool) {
 	i := slot(p.h, d)
 	var l *rleaf
 	var k *rinner
 	switch {
 	case n.kid[i] != nil:
-		var ok bool
-		if k, ok = c.removeIn(gen, n.kid[i], p, d+1); !ok {
-			return n, false
+		if k, found, shrank = r.removeIn(c, gen, n.kid[i], p, d+1); !found {
+			return n, false, false
 		}
 		if k.size <= ringLeaf/2 {
 			k, l = nil, fold(gen, k)
 		}
 	case n.leaf[i] != nil:
 		l = n.leaf[i]
-		j, found := slices.BinarySearchFunc(l.pts(), p, c.cmp)
-		if !found {
-			return n, false
+		j, in := c.find(l, p)
+		if !in {
+			if d+1 == ringDepth {
+				if _, ok := r.unspill(c, p.h, &p); ok {
+					return n, true, false
+				}
+			}
+			return n, false, false
 		}
 		l = ownLeaf(l, gen)
-		if l.big != nil {
-			l.big = slices.Delete(l.big, j, j+1)
-		} else {
-			copy(l.ps[j:], l.ps[j+1:l.n])
-			l.n--
-			l.ps[l.n] = point{}
+		l.deleteAt(j)
+		found, shrank = true, true
+		if d+1 == ringDepth {
+			if q, ok := r.unspill(c, p.h, nil); ok {
+				l.insertAt(l.n, q) // the least of the rest, after all the leaf's
+				shrank = false
+			}
 		}
 	default:
-		return n, false
+		return n, false, false
 	}
-	if l != nil && len(l.pts()) == 0 {
+	if l != nil && l.n == 0 {
 		l = nil
 	}
 	n = ownInner(n, gen)
-	n.size--
+	if shrank {
+		n.size--
+	}
 	n.kid[i], n.leaf[i] = k, l
-	return n, true
+	return n, true, shrank
 }
 
 // fold turns a small inner node into one leaf of all its points.
@@ -269,7 +350,9 @@ func fold(gen uint64, n *rinner) *rleaf {
 	walk = func(n *rinner) {
 		for i := range ringFan {
 			if x := n.leaf[i]; x != nil {
-				l.n += copy(l.ps[l.n:], x.pts())
+				copy(l.hs[l.n:], x.hs[:x.n])
+				copy(l.ss[l.n:], x.ss[:x.n])
+				l.n += x.n
 			} else if k := n.kid[i]; k != nil {
 				walk(k)
 			}
@@ -284,11 +367,13 @@ func buildRing(ps []point) ring {
 	if len(ps) == 0 {
 		return ring{}
 	}
-	return ring{root: buildNode(ps, 0), n: len(ps)}
+	r := ring{n: len(ps)}
+	r.root = r.buildNode(ps, 0)
+	return r
 }
 
 // buildNode returns an inner node at depth d over sorted points.
-func buildNode(ps []point, d int) *rinner {
+func (r *ring) buildNode(ps []point, d int) *rinner {
 	n := &rinner{size: len(ps)}
 	for len(ps) > 0 {
 		i := slot(ps[0].h, d)
@@ -297,14 +382,23 @@ func buildNode(ps []point, d int) *rinner {
 			j++
 		}
 		switch {
-		case j <= ringLeaf:
+		case j <= ringLeaf || d+1 == ringDepth:
 			l := &rleaf{}
-			l.n = copy(l.ps[:], ps[:j])
+			for k, p := range ps[:min(j, ringLeaf)] {
+				l.hs[k], l.ss[k] = p.h, p.s
+			}
+			l.n = min(j, ringLeaf)
 			n.leaf[i] = l
-		case d+1 == ringDepth:
-			n.leaf[i] = &rleaf{big: slices.Clone(ps[:j])}
+			if j > ringLeaf { // one hash, more points than a leaf holds
+				n.size -= j - ringLeaf
+				if r.over == nil {
+					r.over = make(map[uint64][]point)
+				}
+				r.over[ps[0].h] = slices.Clone(ps[ringLeaf:j])
+			}
 		default:
-			n.kid[i] = buildNode(ps[:j], d+1)
+			n.kid[i] = r.buildNode(ps[:j], d+1)
+			n.size -= len(ps[:j]) - n.kid[i].size
 		}
 		ps = ps[j:]
 	}

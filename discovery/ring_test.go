@@ -23,13 +23,16 @@ func checkRing(t *testing.T, r ring, c ringCmp) []point {
 			before := len(out)
 			switch {
 			case l != nil:
-				ps := l.pts()
-				require.NotEmpty(t, ps)
-				if l.big != nil {
-					require.Equal(t, ringDepth, d+1, "only the deepest leaves grow past a leaf")
+				require.Positive(t, l.n)
+				for j := range l.n {
+					out = append(out, l.at(j))
 				}
-				out = append(out, ps...)
-				size += len(ps)
+				size += l.n
+				if over := r.over[l.hs[0]]; over != nil && l.hs[0] == l.hs[l.n-1] {
+					require.Equal(t, ringLeaf, l.n, "points wait in over only behind a full leaf")
+					require.Equal(t, ringDepth, d+1, "only the deepest leaves spill")
+					out = append(out, over...)
+				}
 			case k != nil:
 				s := walk(k, d+1)
 				require.Greater(t, s, ringLeaf/2, "inner node not folded")
@@ -66,6 +69,7 @@ func TestRingAgainstASortedList(t *testing.T) {
 	}
 	var versions []version
 	live := map[point]bool{}
+	spilled := false
 	for round := range 300 {
 		g := gens.Add(1)
 		n := 1 + rng.IntN(200)
@@ -84,10 +88,13 @@ func TestRingAgainstASortedList(t *testing.T) {
 			// Few distinct hashes, so ties (ordered by ID) are common, and
 			// clusters deep in the tree.
 			h := uint64(rng.IntN(2000)) << 50
-			if rng.IntN(4) == 0 {
-				// Clusters deep in the tree, and points sharing the top 60
-				// bits, which no level splits.
+			switch rng.IntN(8) {
+			case 0, 1:
+				// Clusters deep in the tree.
 				h = 0xabc0000000000000 | uint64(rng.IntN(100))
+			case 2:
+				// More points of one hash than a leaf holds.
+				h = 0x5555555555555555
 			}
 			p := point{h, uint32(rng.IntN(slots))}
 			if live[p] {
@@ -104,6 +111,7 @@ func TestRingAgainstASortedList(t *testing.T) {
 		slices.SortFunc(want, c.cmp)
 		require.Equal(t, want, got)
 		versions = append(versions, version{r, want})
+		spilled = spilled || r.over != nil
 		for range 50 {
 			if len(want) == 0 {
 				break
@@ -119,6 +127,7 @@ func TestRingAgainstASortedList(t *testing.T) {
 			require.Equal(t, want[i], r.owner(h), "owner of %x", h)
 		}
 	}
+	require.True(t, spilled, "the test puts more points of one hash than a leaf holds")
 	for _, v := range versions {
 		require.Equal(t, v.want, checkRing(t, v.r, c), "versions are persistent")
 	}
