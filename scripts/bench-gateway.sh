@@ -8,6 +8,8 @@
 # are missing. Rounds alternate the targets so that drift hits all alike.
 #
 # Usage: scripts/bench-gateway.sh [seconds per round (default 10)] [rounds (default 3)] [connections (default 32)]
+# PROFILE=cpu.pprof also takes a CPU profile of the gateway under the same
+# load, after the rounds (go tool pprof -top cpu.pprof reads it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -78,7 +80,8 @@ for i in $(seq 1 $workers); do
 done
 
 gw_port=$(freeport)
-"$tmp/gateway" -etcd "127.0.0.1:$etcd_port" -listen "127.0.0.1:$gw_port" >"$tmp/gateway.log" 2>&1 &
+pprof_port=$(freeport)
+"$tmp/gateway" -etcd "127.0.0.1:$etcd_port" -listen "127.0.0.1:$gw_port" -pprof "127.0.0.1:$pprof_port" >"$tmp/gateway.log" 2>&1 &
 pids+=($!)
 waitfor "http://127.0.0.1:$gw_port/svc/worker/hello"
 
@@ -142,3 +145,13 @@ for t in "${targets[@]}"; do
 	printf '%-8s %12.0f %10s %10s %10.2f %10.2f\n' "$t" "$m" "$(echo "${p50[$t]}" | median)" "$(echo "${p99[$t]}" | median)" \
 		"$(awk -v a="$m" -v b="$ng" 'BEGIN {print a / b}')" "$(awk -v a="$m" -v b="$bare" 'BEGIN {print a / b}')"
 done
+
+if [ -n "${PROFILE:-}" ]; then
+	echo
+	echo "CPU profile of the gateway under the same load (${secs}s) into $PROFILE"
+	wrk -t1 -c"$conns" -d"$((secs + 2))s" "${url[gateway]}" >/dev/null &
+	wrkpid=$!
+	sleep 1
+	curl -fsS -o "$PROFILE" "http://127.0.0.1:$pprof_port/debug/pprof/profile?seconds=$secs"
+	wait "$wrkpid"
+fi

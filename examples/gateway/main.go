@@ -45,6 +45,7 @@ type flags struct {
 	workers   int
 	ttl       time.Duration
 	namespace string
+	pprof     string
 	etcd      etcdFlags
 }
 
@@ -66,6 +67,7 @@ func main() {
 	flag.StringVar(&f.etcd.peer, "peer", "", "embedded member peer address host:port (for -cluster)")
 	flag.StringVar(&f.etcd.cluster, "cluster", "", "initial cluster name=http://host:port,… to bootstrap with other gateways")
 	flag.StringVar(&f.etcd.token, "cluster-token", "roster-demo", "initial cluster token (for -cluster)")
+	flag.StringVar(&f.pprof, "pprof", "", "serve net/http/pprof on this address (off by default), to profile the gateway under load")
 	flag.BoolVar(&f.etcd.replace, "replace", false, "with -cluster: if this member's data dir is empty (its data lost), remove the stale member from the cluster and join afresh")
 	flag.Parse()
 	if flag.NArg() > 0 {
@@ -98,6 +100,14 @@ func run(f flags, log *slog.Logger) error {
 		return err
 	}
 	defer ln.Close()
+	if f.pprof != "" {
+		stopPprof, err := servePprof(f.pprof)
+		if err != nil {
+			return err
+		}
+		defer stopPprof()
+		say("profiles at http://" + f.pprof + "/debug/pprof/")
+	}
 
 	tm, err := telemetry.New()
 	if err != nil {
@@ -218,6 +228,19 @@ func workerEndpoints(ctx context.Context, st *statusSource, fallback []string) [
 }
 
 func routes(p *proxy, st *statusSource, metrics http.Handler) http.Handler {
+	mux := muxOf(p, st, metrics)
+	// Routed requests skip the ServeMux's pattern matching: a clean
+	// /svc/<service>/<rest> path goes straight to the proxy.
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if service, rest, ok := svcPath(r.URL.Path); ok && r.URL.RawPath == "" {
+			p.serve(w, r, service, rest)
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
+}
+
+func muxOf(p *proxy, st *statusSource, metrics http.Handler) *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.Handle("/svc/{service}/{rest...}", p)
 	mux.HandleFunc("GET /healthz", st.serveHealth)

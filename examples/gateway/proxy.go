@@ -28,10 +28,15 @@ const maxReplay = 64 << 10
 
 type callKey struct{}
 
-// call is one client request on its way through the gateway.
+// call is one client request on its way through the gateway. It holds
+// what each request needs, so that a request costs few allocations.
 type call struct {
-	route *route
-	body  *replay // nil without a body
+	route   *route
+	rest    string  // the path sent to the instance
+	body    *replay // nil without a body
+	rec     statusRecorder
+	attempt attempt
+	resp    doneBody
 }
 
 // proxy routes /svc/<service>/<rest> to an instance of <service>. The
@@ -49,11 +54,7 @@ func newProxy(rt *router, m *metrics) *proxy {
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetXForwarded()
 			pr.Out.URL.Scheme = "http"
-			rest := pr.In.PathValue("rest")
-			if !strings.HasPrefix(rest, "/") {
-				rest = "/" + rest
-			}
-			pr.Out.URL.Path, pr.Out.URL.RawPath = rest, ""
+			pr.Out.URL.Path, pr.Out.URL.RawPath = pr.In.Context().Value(callKey{}).(*call).rest, ""
 			pr.Out.Host = "" // the instance's own address
 		},
 		Transport:    &pickingTransport{base: upstreamTransport(), m: m},
@@ -63,8 +64,31 @@ func newProxy(rt *router, m *metrics) *proxy {
 	return p
 }
 
+// ServeHTTP serves requests the ServeMux routed (paths to be cleaned
+// first); the gateway's handler calls serve directly for clean ones.
 func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	service := r.PathValue("service")
+	rest := r.PathValue("rest")
+	if !strings.HasPrefix(rest, "/") {
+		rest = "/" + rest
+	}
+	p.serve(w, r, r.PathValue("service"), rest)
+}
+
+// svcPath splits a clean path /svc/<service>/<rest> without the ServeMux;
+// ok is false for any other path, or one the ServeMux would clean.
+func svcPath(path string) (service, rest string, ok bool) {
+	s, found := strings.CutPrefix(path, "/svc/")
+	if !found {
+		return "", "", false
+	}
+	i := strings.IndexByte(s, '/')
+	if i <= 0 || strings.Contains(path, "//") || strings.Contains(path, "/.") {
+		return "", "", false
+	}
+	return s[:i], s[i:], true
+}
+
+func (p *proxy) serve(w http.ResponseWriter, r *http.Request, service, rest string) {
 	rte, err := p.rt.forRequest(r.Context(), service)
 	if err != nil {
 		status := http.StatusServiceUnavailable
@@ -74,15 +98,18 @@ func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), status)
 		return
 	}
-	c := &call{route: rte}
+	c := &call{route: rte, rest: rest}
 	if r.Body != nil && r.Body != http.NoBody {
 		c.body = &replay{src: r.Body}
 		defer c.body.close()
 	}
+	c.attempt.trace.GotConn = c.attempt.gotConn
 	start := time.Now()
 	rte.stats.calls.inflight.Add(1)
-	rec := &statusRecorder{ResponseWriter: w, code: http.StatusOK}
-	p.rp.ServeHTTP(rec, r.WithContext(context.WithValue(r.Context(), callKey{}, c)))
+	rec := &c.rec
+	rec.ResponseWriter, rec.code = w, http.StatusOK
+	ctx := httptrace.WithClientTrace(context.WithValue(r.Context(), callKey{}, c), &c.attempt.trace)
+	p.rp.ServeHTTP(rec, r.WithContext(ctx))
 	rte.stats.calls.inflight.Add(-1)
 	if rec.code == statusClientGone {
 		return
@@ -191,9 +218,9 @@ func (t *pickingTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 		id := p.Instance.ID
 		tried[n] = id
 		is := rte.stats.instance(id)
-		a := &attempt{}
-		a.trace.GotConn = a.gotConn
-		out := req.WithContext(httptrace.WithClientTrace(req.Context(), &a.trace))
+		a := &c.attempt
+		a.conn, a.base = nil, 0
+		out := req.WithContext(req.Context())
 		u := *req.URL
 		u.Host = p.Instance.Addr
 		out.URL = &u
@@ -205,7 +232,8 @@ func (t *pickingTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 		is.calls.inflight.Add(1)
 		resp, err := t.base.RoundTrip(out)
 		if err == nil {
-			resp.Body = &doneBody{ReadCloser: resp.Body, p: p, is: is, start: start, failed: resp.StatusCode >= 500, m: t.m, route: rte}
+			c.resp = doneBody{ReadCloser: resp.Body, p: p, is: is, start: start, failed: resp.StatusCode >= 500, m: t.m, route: rte}
+			resp.Body = &c.resp
 			return resp, nil
 		}
 		is.calls.inflight.Add(-1)
