@@ -48,15 +48,18 @@ func (c *Cache) WaitSynced(ctx context.Context) error {
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	return waitSynced(ctx, c.ctx, c.w.f, fmt.Sprintf("service %q", c.w.service))
+	return waitSynced(ctx, c.ctx, c.d.client.Ctx(), c.w.f, fmt.Sprintf("service %q", c.w.service))
 }
 
 // waitSynced is WaitSynced of a view followed by f, whose handle ends with
-// handle.
-func waitSynced(ctx, handle context.Context, f *watch.Follower, what string) error {
+// handle, over a client that ends with client.
+func waitSynced(ctx, handle, client context.Context, f *watch.Follower, what string) error {
 	ended := func() error {
 		if err := f.Err(); err != nil && isClosed(err) {
 			return err
+		}
+		if client.Err() != nil {
+			return fmt.Errorf("%w: %s", errClientClosed, what)
 		}
 		return fmt.Errorf("%w: %s", ErrClosed, what)
 	}
@@ -64,6 +67,8 @@ func waitSynced(ctx, handle context.Context, f *watch.Follower, what string) err
 	case <-handle.Done():
 		return ended()
 	case <-f.Done():
+		return ended()
+	case <-client.Done():
 		return ended()
 	default:
 	}
@@ -83,6 +88,8 @@ func waitSynced(ctx, handle context.Context, f *watch.Follower, what string) err
 	case <-handle.Done():
 		return ended()
 	case <-f.Done():
+		return ended()
+	case <-client.Done():
 		return ended()
 	}
 }

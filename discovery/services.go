@@ -219,7 +219,7 @@ func (s *ServiceSet) WaitSynced(ctx context.Context) error {
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	return waitSynced(ctx, s.ctx, s.f, "services")
+	return waitSynced(ctx, s.ctx, s.d.client.Ctx(), s.f, "services")
 }
 
 // Err says why the list may be out of date, as Cache.Err.
