@@ -8,7 +8,8 @@
 // whether etcd moved on, and if so a progress request must be answered.
 //
 // Freshness is watched apart from that loop: the time of the last
-// confirmation (a list, a watch response, a passed check) is kept, and a
+// confirmation (a list, a watch response, a passed check; each page of a
+// long list counts as an answer) is kept, and a
 // watchdog reports the state stale once it is older than staleAfter of the
 // interval, whether the loop waits on a list, on a watch being created (a
 // clientv3 Watch call returns only once the server has confirmed it, so on a
@@ -103,7 +104,8 @@ type Follower struct {
 	wg     sync.WaitGroup
 
 	base      time.Time    // monotonic origin of confirmed
-	confirmed atomic.Int64 // nanoseconds after base of the last confirmation
+	confirmed atomic.Int64 // nanoseconds after base of the last confirmation, or of a list page
+
 	phase     atomic.Pointer[string]
 
 	errMu sync.Mutex
@@ -279,6 +281,8 @@ func (f *Follower) list() error {
 		if !resp.More || len(resp.Kvs) == 0 {
 			break
 		}
+		// etcd answers: a long list of a large prefix is not silence.
+		f.confirmed.Store(int64(time.Since(f.base)))
 		key = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
 	}
 	f.rev = rev
