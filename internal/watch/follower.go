@@ -106,7 +106,7 @@ type Follower struct {
 	base      time.Time    // monotonic origin of confirmed
 	confirmed atomic.Int64 // nanoseconds after base of the last confirmation, or of a list page
 
-	phase     atomic.Pointer[string]
+	phase atomic.Pointer[string]
 
 	errMu sync.Mutex
 	err   error
