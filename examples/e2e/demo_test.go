@@ -27,6 +27,9 @@ type demo struct {
 	dataDir  string
 	gateway  *proc
 	workers  map[string]*proc
+	// pollEvery is how often waitStatus asks; 20 ms unless set.
+	pollEvery time.Duration
+	polls     int // status requests waitStatus made
 }
 
 func newDemo(t *testing.T) *demo {
@@ -63,14 +66,19 @@ func (d *demo) status() gatewayStatus {
 func (d *demo) waitStatus(within time.Duration, what string, cond func(gatewayStatus) bool) time.Duration {
 	d.t.Helper()
 	start := time.Now()
+	every, timeout := 20*time.Millisecond, time.Second
+	if d.pollEvery > 0 {
+		every, timeout = d.pollEvery, 10*time.Second
+	}
 	for time.Since(start) < within {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
 		st, err := getStatus(ctx, d.base())
 		cancel()
+		d.polls++
 		if err == nil && cond(st) {
 			return time.Since(start)
 		}
-		time.Sleep(20 * time.Millisecond) // polling the gateway's own view
+		time.Sleep(every) // polling the gateway's own view
 	}
 	d.t.Fatalf("%s: not within %v; last status %+v", what, within, d.status())
 	return 0

@@ -211,10 +211,12 @@ type gatewayStatus struct {
 		} `json:"members"`
 	} `json:"etcd"`
 	Services []struct {
-		Name      string  `json:"name"`
-		Rate      float64 `json:"rate"`
-		Requests  int64   `json:"requests"`
-		Instances []struct {
+		Name          string  `json:"name"`
+		Rate          float64 `json:"rate"`
+		Requests      int64   `json:"requests"`
+		InstanceCount int     `json:"instance_count"`
+		Draining      int     `json:"draining"`
+		Instances     []struct {
 			ID       string            `json:"id"`
 			Addr     string            `json:"addr"`
 			Status   string            `json:"status"`
