@@ -51,7 +51,11 @@ func build(t *testing.T) (gateway, worker string) {
 			{&binaries.cli, "github.com/rosterkit/roster/cmd/roster"},
 		} {
 			*b.out = filepath.Join(binaries.dir, filepath.Base(b.pkg))
-			out, err := exec.Command("go", "build", "-o", *b.out, b.pkg).CombinedOutput()
+			args := []string{"build", "-o", *b.out}
+			if raceBuild {
+				args = append(args, "-race")
+			}
+			out, err := exec.Command("go", append(args, b.pkg)...).CombinedOutput()
 			if err != nil {
 				binaries.err = fmt.Errorf("build %s: %v\n%s", b.pkg, err, out)
 				return
