@@ -1,12 +1,15 @@
 package e2e
 
 import (
+	"context"
 	"os/exec"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
 )
 
 // roster runs the roster CLI against the demo's etcd.
@@ -82,5 +85,31 @@ func TestOperatorDrainOfTheLeader(t *testing.T) {
 	for _, kind := range []string{"drain", "draining", "undrain", "serving"} {
 		require.True(t, st.hasEvent(kind, leader), "timeline has %q for %s: %+v", kind, leader, st.Timeline)
 	}
+	require.Zero(t, d.gateway.stop(30*time.Second))
+}
+
+// A worker whose registration lease is revoked from outside (as etcd does
+// when a lease expires during a pause) is registered again by its
+// registrar under a new lease: the timeline tells the loss and the
+// restore, and the worker serves on.
+func TestLeaseLostAndRestoredOnTheTimeline(t *testing.T) {
+	d := newWorkersDemo(t, 1)
+	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{d.etcdAddr}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	require.NoError(t, err)
+	defer cli.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	resp, err := cli.Get(ctx, "/roster/services/worker/worker-1")
+	require.NoError(t, err)
+	require.Len(t, resp.Kvs, 1)
+	lease := clientv3.LeaseID(resp.Kvs[0].Lease)
+	_, err = cli.Revoke(ctx, lease)
+	require.NoError(t, err)
+	took := d.waitStatus(5*time.Second, "the loss and the restore on the timeline", func(st gatewayStatus) bool {
+		status, _, _ := st.instance("worker", "worker-1")
+		return st.hasEvent("lost", "worker-1") && st.hasEvent("lease", "worker-1") && status == "serving"
+	})
+	t.Logf("lease %x revoked: worker-1 registered again under a new lease, seen by the gateway after %v", lease, took.Round(time.Millisecond))
+	d.gateway.await(`worker worker-1: registration (lost|restored)`, time.Second)
 	require.Zero(t, d.gateway.stop(30*time.Second))
 }

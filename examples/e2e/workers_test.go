@@ -163,6 +163,7 @@ func TestWorkersProcessesLeaderKilled(t *testing.T) {
 	st = d.status()
 	require.True(t, st.hasEvent("lost", leader), "the timeline tells the killed worker left without draining: %+v", st.Timeline)
 	require.True(t, st.hasEvent("leader", ""), "the timeline tells of the new leader")
+	require.True(t, st.hasEvent("ejected", leader), "the timeline tells the gateway ejected the dead worker after failed calls")
 
 	// A graceful stop: the gateway stops its workers, which drain,
 	// deregister and resign, then exits 0.

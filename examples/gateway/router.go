@@ -19,7 +19,8 @@ import (
 // calls' statistics.
 type route struct {
 	service string
-	pinned  atomic.Bool // opened because the service is listed, not by a request
+	pinned  atomic.Bool  // the service is listed (has instances), not only asked for
+	keep    atomic.Int64 // unix ns until which an unlisted route is kept
 	cache   *discovery.Cache
 	pick    func(r *http.Request) (discovery.Picked, error)
 	picker  interface {
@@ -30,6 +31,17 @@ type route struct {
 	tl    *timeline
 	stop  context.CancelFunc // ends the route's follower of changes
 	done  chan struct{}
+	// gone remembers instances that left, to tell a registration restored
+	// by the same process from a new one; owned by followChanges.
+	gone map[string]goneInstance
+}
+
+// goneMemory is how long a departed instance is remembered.
+const goneMemory = 2 * time.Minute
+
+type goneInstance struct {
+	pid string
+	at  time.Time
 }
 
 // noteEjection puts an instance's ejection on the timeline the first time
@@ -91,7 +103,7 @@ func (rt *router) follow(ctx context.Context, set *discovery.ServiceSet) {
 			}
 		}
 		for _, name := range ch.Removed {
-			rt.close(name)
+			rt.unlist(name)
 		}
 		initial = false
 	}
@@ -113,7 +125,7 @@ func (rt *router) forRequest(ctx context.Context, service string) (*route, error
 	if err := r.cache.WaitSynced(ctx); err != nil {
 		return nil, fmt.Errorf("service %q: %w", service, err)
 	}
-	if r.cache.Snapshot().Len() == 0 && !r.pinned.Load() {
+	if r.cache.Snapshot().Len() == 0 && r.idle(time.Now()) {
 		rt.closeRoute(service, r)
 	}
 	return r, nil
@@ -133,7 +145,7 @@ func (rt *router) open(service string, pin, announce bool) (*route, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &route{service: service, cache: c, stats: newStats(service), tl: rt.tl}
+	r := &route{service: service, cache: c, stats: newStats(service), tl: rt.tl, gone: map[string]goneInstance{}}
 	r.pinned.Store(pin)
 	if err := r.newPicker(rt.picker); err != nil {
 		c.Close()
@@ -161,17 +173,33 @@ func (rt *router) store(cur map[string]*route, service string, r *route) {
 	rt.routes.Store(&next)
 }
 
-// close ends the route of a service that is no longer listed.
-func (rt *router) close(service string) {
-	rt.mu.Lock()
-	cur := *rt.routes.Load()
-	r, ok := cur[service]
-	if ok {
-		rt.store(cur, service, nil)
+// unlistedGrace is how long the route of a service that lost its last
+// instance is kept: the page shows it with no instance meanwhile, and the
+// route's timeline sees its instances come back (a single worker whose
+// lease was lost and restored, a restart).
+const unlistedGrace = time.Minute
+
+// unlist marks the route of a service that is no longer listed, to be
+// closed after unlistedGrace unless it is listed again.
+func (rt *router) unlist(service string) {
+	if r, ok := (*rt.routes.Load())[service]; ok {
+		r.keep.Store(time.Now().Add(unlistedGrace).UnixNano())
+		r.pinned.Store(false)
 	}
-	rt.mu.Unlock()
-	if ok {
-		r.shut()
+}
+
+// idle reports whether r is neither listed nor within its grace.
+func (r *route) idle(now time.Time) bool {
+	return !r.pinned.Load() && now.UnixNano() > r.keep.Load()
+}
+
+// sweep closes the routes of services unlisted for longer than their
+// grace, or asked for and never registered.
+func (rt *router) sweep(now time.Time) {
+	for name, r := range rt.services() {
+		if r.idle(now) && r.cache.Snapshot().Len() == 0 {
+			rt.closeRoute(name, r)
+		}
 	}
 }
 
@@ -180,7 +208,7 @@ func (rt *router) closeRoute(service string, r *route) {
 	rt.mu.Lock()
 	cur := *rt.routes.Load()
 	now, ok := cur[service]
-	drop := ok && now == r && !r.pinned.Load()
+	drop := ok && now == r && r.idle(time.Now())
 	if drop {
 		rt.store(cur, service, nil)
 	}
@@ -274,8 +302,15 @@ func (r *route) followChanges(ctx context.Context, announce bool) {
 		}
 		first = false
 		for _, in := range ch.Added {
-			r.tl.add(event{Kind: "joined", Service: r.service, Instance: in.ID,
-				Text: fmt.Sprintf("%s joined %s at %s%s", in.ID, r.service, in.Addr, pidOf(in))})
+			if gone, ok := r.gone[in.ID]; ok && gone.pid != "" && gone.pid == in.Metadata["pid"] && time.Since(gone.at) < goneMemory {
+				r.tl.add(event{Kind: "lease", Service: r.service, Instance: in.ID,
+					Text: fmt.Sprintf("%s is registered again by the same process (pid %s) after %v: its lease was lost and restored",
+						in.ID, gone.pid, time.Since(gone.at).Round(time.Millisecond))})
+			} else {
+				r.tl.add(event{Kind: "joined", Service: r.service, Instance: in.ID,
+					Text: fmt.Sprintf("%s joined %s at %s%s", in.ID, r.service, in.Addr, pidOf(in))})
+			}
+			delete(r.gone, in.ID)
 			if !in.Serving() {
 				r.tl.add(event{Kind: "draining", Service: r.service, Instance: in.ID,
 					Text: fmt.Sprintf("%s is draining: no new requests go to it", in.ID)})
@@ -294,12 +329,18 @@ func (r *route) followChanges(ctx context.Context, announce bool) {
 			}
 		}
 		for _, in := range ch.Removed {
+			r.gone[in.ID] = goneInstance{pid: in.Metadata["pid"], at: time.Now()}
 			if in.Serving() {
 				r.tl.add(event{Kind: "lost", Service: r.service, Instance: in.ID,
 					Text: fmt.Sprintf("%s left without draining: its lease expired or its key was deleted (a crash, a kill -9, a partition)", in.ID)})
 			} else {
 				r.tl.add(event{Kind: "left", Service: r.service, Instance: in.ID,
 					Text: fmt.Sprintf("%s left after draining (a graceful stop)", in.ID)})
+			}
+		}
+		for id, g := range r.gone {
+			if time.Since(g.at) > goneMemory {
+				delete(r.gone, id)
 			}
 		}
 		r.setServing(ch.Snapshot)
@@ -348,6 +389,7 @@ func (rt *router) sample(ctx context.Context) {
 		case now := <-t.C:
 			secs := now.Sub(last).Seconds()
 			last = now
+			rt.sweep(now)
 			for _, r := range rt.services() {
 				r.stats.sample(secs)
 				r.stats.each(func(is *instanceStats) {

@@ -10,12 +10,16 @@ const timelineLen = 200
 
 // event is one thing that happened, in plain words.
 type event struct {
-	Time     time.Time `json:"time"`
-	Kind     string    `json:"kind"` // joined, draining, serving, left, lost, ejected, restored, leader, drain, undrain, lease
-	Service  string    `json:"service,omitempty"`
-	Instance string    `json:"instance,omitempty"`
-	Election string    `json:"election,omitempty"`
-	Text     string    `json:"text"`
+	Time time.Time `json:"time"`
+	// Kind is joined, draining, serving (again), left (after draining),
+	// lost (left while serving), lease (registered again by the same
+	// process: its lease was lost and restored), ejected, restored (after
+	// an ejection), leader, drain or undrain (an operator's request).
+	Kind     string `json:"kind"`
+	Service  string `json:"service,omitempty"`
+	Instance string `json:"instance,omitempty"`
+	Election string `json:"election,omitempty"`
+	Text     string `json:"text"`
 	// Seq numbers events, so that a page can tell which ones it showed.
 	Seq uint64 `json:"seq"`
 }

@@ -338,6 +338,7 @@ const kindTips = {
   ejected: "this gateway's picker stopped sending it requests after failed calls",
   restored: "back in this gateway's rotation after the ejection cool-down",
   leader: "the oldest key in the election's prefix changed",
+  lease: "the instance's key came back under a new lease, written by the same process: its registrar restored it after the lease was lost (expired during a pause or partition, or revoked)",
   drain: "an operator wrote a drain request key (<namespace>/drain/<service>/<id>); the instance's registrar applies it",
   undrain: "the operator's drain request key was deleted",
 };
