@@ -1,24 +1,80 @@
 package discovery
 
-import "math/rand/v2"
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
 
-// P2C is power-of-two-choices on in-flight calls: it samples two serving
-// instances at random and takes the one with fewer calls in flight
-// through this picker (picks not yet Done). It adapts to slow instances
-// without any load reports, and unlike "least loaded" it does not send
-// every concurrent caller to the same instance.
+	"github.com/rosterkit/roster"
+)
+
+// DefaultLatencyDecay is how fast P2C's latency average forgets: a sample
+// as old as this weighs 1/e of a new one.
+const DefaultLatencyDecay = 10 * time.Second
+
+// P2C is power of two choices: it samples two serving instances at random
+// and takes the less loaded. Load is the calls in flight through this
+// picker (picks not yet Done) and, once calls' latencies are reported with
+// Observe, the expected wait: (in flight + 1) × the instance's latency, a
+// moving average that decays with time (WithLatencyDecay). It adapts to
+// slow instances without load reports, and unlike "least loaded" it does
+// not send every concurrent caller to the same instance.
+//
+// An instance whose latency is older than a tenth of the decay and that
+// has no call in flight gets the next call it is sampled for, so that a
+// slow instance that turned fast again is noticed though the average kept
+// it out; its average then takes about decay × ln(slow/fast) to come down.
 type P2C struct {
 	base
+	decay int64 // nanoseconds
+
+	// Latencies by entry, once Observe has reported one: Pick reads them
+	// with one lookup per sampled instance and no lock.
+	observed atomic.Bool
+	clock    atomic.Int64 // the time of the last Observe: Pick reads no clock
+	lat      sync.Map     // *entry → *latency
+	lmu      sync.Mutex
+	ids      map[string]*entry // the entries in lat, guarded by lmu
+	pruned   atomic.Pointer[node]
+}
+
+// latency is one instance's moving average of call latency.
+type latency struct {
+	ewma atomic.Int64 // nanoseconds, ≥ 1 once set
+	at   atomic.Int64 // when it was last updated, Unix nanoseconds
 }
 
 // NewP2C returns a power-of-two-choices picker over src.
 func NewP2C(src Source, opts ...PickerOption) (*P2C, error) {
-	p := &P2C{}
+	p := &P2C{decay: int64(DefaultLatencyDecay), ids: make(map[string]*entry)}
+	for _, o := range opts {
+		if d, ok := o.(latencyDecay); ok {
+			switch {
+			case d < 0:
+				return nil, fmt.Errorf("discovery: %s: %w: WithLatencyDecay(%v): negative", kindP2C, roster.ErrInvalidOption, time.Duration(d))
+			case d > 0:
+				p.decay = int64(d)
+			}
+		}
+	}
 	if err := p.init(kindP2C, src, opts); err != nil {
 		return nil, err
 	}
 	return p, nil
 }
+
+// latencyDecay is WithLatencyDecay's option, read by NewP2C.
+type latencyDecay time.Duration
+
+func (latencyDecay) applyPicker(*pickerConfig) {}
+
+// WithLatencyDecay sets how fast a P2C forgets latencies
+// (DefaultLatencyDecay): shorter follows changes sooner, longer smooths
+// more. Other pickers ignore it.
+func WithLatencyDecay(d time.Duration) PickerOption { return latencyDecay(d) }
 
 // Pick returns the less loaded of two random instances, or
 // ErrNoInstances.
@@ -40,6 +96,9 @@ func (p *P2C) Pick() (Picked, error) {
 	ua, ub := p.usable(ea), p.usable(eb)
 	switch {
 	case ua && ub:
+		if p.observed.Load() {
+			return p.take(p.lighter(ea, eb)), nil
+		}
 		if eb.inflight() < ea.inflight() {
 			return p.take(eb), nil
 		}
@@ -51,4 +110,115 @@ func (p *P2C) Pick() (Picked, error) {
 	default:
 		return p.choose(st, a), nil
 	}
+}
+
+// lighter returns the one of a and b with the shorter expected wait.
+func (p *P2C) lighter(a, b *entry) *entry {
+	ia, ib := a.inflight(), b.inflight()
+	la, lb := p.latencyOf(a), p.latencyOf(b)
+	if la != nil || lb != nil {
+		now := p.clock.Load()
+		if ia == 0 && la != nil && now-la.at.Load() > p.decay/10 {
+			return a // probe
+		}
+		if ib == 0 && lb != nil && now-lb.at.Load() > p.decay/10 {
+			return b
+		}
+	}
+	if la != nil && lb != nil {
+		// Latencies within a factor of two count as equal, so that
+		// instances alike share the calls even when none is in flight.
+		if x, y := float64(la.ewma.Load()), float64(lb.ewma.Load()); x > 2*y || y > 2*x {
+			if y*float64(ib+1) < x*float64(ia+1) {
+				return b
+			}
+			return a
+		}
+	}
+	// No latency to compare with, or alike: calls in flight decide.
+	if ib < ia {
+		return b
+	}
+	return a
+}
+
+func (p *P2C) latencyOf(e *entry) *latency {
+	if v, ok := p.lat.Load(e); ok {
+		return v.(*latency)
+	}
+	return nil
+}
+
+// Observe reports that the call made with pk took d, from Pick to its
+// end, to weigh pk's instance by latency from then on. Call it along with
+// pk.Done for calls that got an answer; a P2C that is never told about
+// latency weighs calls in flight alone. Picks of other pickers are
+// ignored.
+func (p *P2C) Observe(pk Picked, d time.Duration) {
+	e := pk.e
+	if e == nil || pk.b != &p.base {
+		return
+	}
+	l := p.latencyOf(e)
+	if l == nil {
+		l = p.record(e)
+	}
+	now := p.nowNano()
+	p.clock.Store(now)
+	prev := l.at.Swap(now)
+	v := float64(max(d, 0))
+	if old := l.ewma.Load(); old != 0 && prev != 0 {
+		// A sample weighs by the time since the one before, so the
+		// average moves at the same pace at any call rate.
+		w := math.Exp(-float64(now-prev) / float64(p.decay))
+		v = float64(old)*w + v*(1-w)
+	}
+	l.ewma.Store(max(int64(v), 1))
+	if !p.observed.Load() {
+		p.observed.Store(true)
+	}
+	if st := p.st.Load(); st != nil && st.root != p.pruned.Load() {
+		p.prune(st.root)
+	}
+}
+
+// record starts the latency of an entry.
+func (p *P2C) record(e *entry) *latency {
+	p.lmu.Lock()
+	defer p.lmu.Unlock()
+	v, loaded := p.lat.LoadOrStore(e, &latency{})
+	if !loaded {
+		if old := p.ids[e.id]; old != nil && old != e {
+			p.lat.Delete(old)
+		}
+		p.ids[e.id] = e
+	}
+	return v.(*latency)
+}
+
+// prune forgets the latencies of instances the picker dropped since the
+// last prune, walking the difference of the two trees: O(log n) per
+// change.
+func (p *P2C) prune(root *node) {
+	if !p.lmu.TryLock() {
+		return // another Observe is at it
+	}
+	defer p.lmu.Unlock()
+	old := p.pruned.Load()
+	if old == root {
+		return
+	}
+	p.mu.Lock()
+	diff(old, root, func(o, n *item) {
+		it := n
+		if it == nil {
+			it = o
+		}
+		if e := p.ids[it.inst.ID]; e != nil && p.byID[e.id] != e {
+			p.lat.Delete(e)
+			delete(p.ids, e.id)
+		}
+	})
+	p.mu.Unlock()
+	p.pruned.Store(root)
 }

@@ -1,0 +1,5 @@
+//go:build !race
+
+package rostergrpc
+
+const raceEnabled = false
