@@ -19,8 +19,8 @@
 //	err = call(p.Instance.Addr)
 //	p.Done(err) // always; a failure counts towards ejection
 //
-// For gRPC, NewResolverBuilder makes grpc.NewClient("roster:///users", ...)
-// follow the same cache.
+// For gRPC, package rostergrpc makes grpc.NewClient("roster:///users", ...)
+// follow the same cache, and balances calls with these pickers.
 //
 // # Caches
 //

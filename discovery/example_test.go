@@ -5,14 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log"
-	"net"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/health"
-	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/rosterkit/roster"
 	"github.com/rosterkit/roster/discovery"
@@ -239,42 +234,4 @@ func ExampleWithEjection() {
 	}
 	fmt.Println()
 	// Output: b b b b
-}
-
-// Connect gRPC to every registered, serving instance of a service.
-func ExampleNewResolverBuilder() {
-	cli, stop := connect()
-	defer stop()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		log.Fatal(err)
-	}
-	srv := grpc.NewServer()
-	healthpb.RegisterHealthServer(srv, health.NewServer())
-	go srv.Serve(lis)
-	defer srv.Stop()
-	register(cli, roster.Instance{Service: "echo", ID: "e1", Addr: lis.Addr().String()})
-
-	d, err := discovery.New(cli)
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer d.Close()
-	conn, err := grpc.NewClient("roster:///echo",
-		grpc.WithResolvers(discovery.NewResolverBuilder(d)),
-		grpc.WithDefaultServiceConfig(`{"loadBalancingConfig":[{"round_robin":{}}]}`),
-		grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer conn.Close()
-
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	resp, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{}, grpc.WaitForReady(true))
-	if err != nil {
-		log.Fatal(err)
-	}
-	fmt.Println(resp.Status)
-	// Output: SERVING
 }

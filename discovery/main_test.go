@@ -12,7 +12,6 @@ import (
 
 	"github.com/rosterkit/roster"
 	"github.com/rosterkit/roster/internal/etcdtest"
-	"github.com/rosterkit/roster/internal/keys"
 )
 
 func TestMain(m *testing.M) { etcdtest.Main(m) }
@@ -64,9 +63,6 @@ func must[T any](v T, err error) T {
 	return v
 }
 
-// converge bounds how long a cache may take to reflect etcd in tests.
-const converge = 20 * time.Second
-
 func testContext(t testing.TB) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	t.Cleanup(cancel)
@@ -87,25 +83,4 @@ func watchT(t testing.TB, d *Discoverer, service string) *Cache {
 	require.NoError(t, err)
 	t.Cleanup(func() { c.Close() })
 	return c
-}
-
-func put(t testing.TB, cli *clientv3.Client, in roster.Instance) int64 {
-	t.Helper()
-	v, err := roster.EncodeInstance(in)
-	require.NoError(t, err)
-	resp, err := cli.Put(testContext(t), keys.InstanceKey(keys.DefaultNamespace, in.Service, in.ID), string(v))
-	require.NoError(t, err)
-	return resp.Header.Revision
-}
-
-func del(t testing.TB, cli *clientv3.Client, service, id string) {
-	t.Helper()
-	_, err := cli.Delete(testContext(t), keys.InstanceKey(keys.DefaultNamespace, service, id))
-	require.NoError(t, err)
-}
-
-// eventually polls cond until it holds or the deadline passes.
-func eventually(t testing.TB, cond func() bool, msg string, args ...any) {
-	t.Helper()
-	require.Eventually(t, cond, converge, 5*time.Millisecond, append([]any{msg}, args...)...)
 }

@@ -45,7 +45,12 @@ type P2C struct {
 type latency struct {
 	ewma atomic.Int64 // nanoseconds, ≥ 1 once set
 	at   atomic.Int64 // when it was last updated, Unix nanoseconds
+	n    atomic.Int64 // samples
 }
+
+// warmSamples are the first samples of an instance, averaged at least as
+// a plain mean.
+const warmSamples = 16
 
 // NewP2C returns a power-of-two-choices picker over src.
 func NewP2C(src Source, opts ...PickerOption) (*P2C, error) {
@@ -167,11 +172,17 @@ func (p *P2C) Observe(pk Picked, d time.Duration) {
 	p.clock.Store(now)
 	prev := l.at.Swap(now)
 	v := float64(max(d, 0))
+	n := l.n.Add(1)
 	if old := l.ewma.Load(); old != 0 && prev != 0 {
-		// A sample weighs by the time since the one before, so the
-		// average moves at the same pace at any call rate.
-		w := math.Exp(-float64(now-prev) / float64(p.decay))
-		v = float64(old)*w + v*(1-w)
+		// A sample weighs by the time since the one before, so that the
+		// average moves at the same pace at any call rate; the first
+		// ones weigh at least as in a plain mean, so that a slow first
+		// call (a cold connection) does not stand for a whole decay.
+		a := 1 - math.Exp(-float64(now-prev)/float64(p.decay))
+		if n <= warmSamples {
+			a = max(a, 1/float64(n))
+		}
+		v = float64(old) + a*(v-float64(old))
 	}
 	l.ewma.Store(max(int64(v), 1))
 	if !p.observed.Load() {

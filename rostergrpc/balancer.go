@@ -79,7 +79,8 @@ type rosterBalancer struct {
 	src      source
 	pick     picker // roster's, for cfg
 	ready    []roster.Instance
-	notReady bool // no ready endpoint since the last update, for logs
+	seen     map[string]bool // instances that have been ready, by ID
+	notReady bool            // no ready endpoint since the last update, for logs
 	closed   bool
 }
 
@@ -123,17 +124,28 @@ func (b *rosterBalancer) UpdateClientConnState(s balancer.ClientConnState) error
 // UpdateState receives the children's states from endpointsharding (with
 // its lock held: it must not call back into the children).
 func (b *rosterBalancer) UpdateState(state balancer.State) {
-	var ready []endpointsharding.ChildState
-	for _, c := range endpointsharding.ChildStatesFromPicker(state.Picker) {
-		if c.State.ConnectivityState == connectivity.Ready {
-			ready = append(ready, c)
-		}
-	}
+	var ready, pending []endpointsharding.ChildState
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.closed {
 		return
 	}
+	seen := make(map[string]bool, len(b.seen))
+	for _, c := range endpointsharding.ChildStatesFromPicker(state.Picker) {
+		id := b.instance(c.Endpoint).ID
+		switch st := c.State.ConnectivityState; {
+		case st == connectivity.Ready:
+			ready = append(ready, c)
+			seen[id] = true
+		case b.kind == HashName && !b.seen[id] && (st == connectivity.Connecting || st == connectivity.Idle):
+			// Not connected yet, for the first time: its keys wait for it,
+			// so that they do not move while the connections come up.
+			pending = append(pending, c)
+		default:
+			seen[id] = b.seen[id]
+		}
+	}
+	b.seen = seen
 	if len(ready) == 0 {
 		// Nothing to pick from: endpointsharding's picker queues the
 		// calls or fails them as the children's states say.
@@ -146,14 +158,17 @@ func (b *rosterBalancer) UpdateState(state balancer.State) {
 		b.ClientConn.UpdateState(state)
 		return
 	}
-	insts := make([]roster.Instance, 0, len(ready))
-	children := make(map[string]balancer.Picker, len(ready))
-	for _, c := range ready {
+	insts := make([]roster.Instance, 0, len(ready)+len(pending))
+	children := make(map[string]balancer.Picker, len(ready)+len(pending))
+	for i, c := range append(ready, pending...) {
 		in := b.instance(c.Endpoint)
 		if _, dup := children[in.ID]; dup {
 			continue
 		}
-		children[in.ID] = c.State.Picker
+		children[in.ID] = nil // pending
+		if i < len(ready) {
+			children[in.ID] = c.State.Picker
+		}
 		insts = append(insts, in)
 	}
 	slices.SortFunc(insts, func(x, y roster.Instance) int { return strings.Compare(x.ID, y.ID) })

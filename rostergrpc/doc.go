@@ -40,7 +40,11 @@
 //
 // Each keeps one pick_first child per endpoint (grpc's endpointsharding)
 // and picks among the READY ones with discovery's picker; a pick does not
-// allocate. Every call's outcome goes to the picker's passive ejection:
+// allocate. roster_hash also places the endpoints still connecting for the
+// first time, whose keys' calls wait for them, so that keys do not move
+// while a client's connections come up; an endpoint that lost its
+// connection hands its keys to the next until it is READY again. A call
+// without a key goes to a random endpoint. Every call's outcome goes to the picker's passive ejection:
 // after ejectAfter consecutive failures an instance sits out ejectFor, then
 // gets calls again; the last usable instance is never ejected. A failure
 // is a status code in failOn, by default UNAVAILABLE and DEADLINE_EXCEEDED:

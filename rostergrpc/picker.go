@@ -86,7 +86,7 @@ func WithHashKey(ctx context.Context, key string) context.Context {
 // grpcPicker is one balancer's picker for one set of ready endpoints.
 type grpcPicker struct {
 	pick     picker
-	children map[string]balancer.Picker // pick_first's, by instance ID
+	children map[string]balancer.Picker // pick_first's, by instance ID; nil while connecting
 	cfg      *lbConfig
 	calls    *sync.Pool
 }
@@ -102,8 +102,9 @@ func (p *grpcPicker) Pick(info balancer.PickInfo) (balancer.PickResult, error) {
 	}
 	child := p.children[pk.Instance.ID]
 	if child == nil {
+		// roster_hash's instance is connecting for the first time, or
 		// roster's picker is on a newer set of endpoints than this
-		// picker: gRPC retries with the newer one.
+		// picker: gRPC waits for the next picker.
 		pk.Done(nil)
 		return balancer.PickResult{}, balancer.ErrNoSubConnAvailable
 	}

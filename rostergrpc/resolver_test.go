@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -231,4 +232,50 @@ func TestResolverResolveNow(t *testing.T) {
 	err = <-r.errs
 	t.Logf("reported: %v", err)
 	assert.True(t, errors.Is(err, discovery.ErrClosed) && errors.Is(err, roster.ErrClosed), "%v", err)
+}
+
+// A resolver whose etcd connection is cut (reset, or a black hole) serves
+// its last view meanwhile and follows etcd again once it is back; an
+// endpoint whose instance did not change keeps equal attributes, so that
+// gRPC keeps its connection.
+func TestResolverFollowsThroughCutAndPause(t *testing.T) {
+	for _, fault := range []string{"cut", "pause"} {
+		t.Run(fault, func(t *testing.T) {
+			m := etcdtest.Start(t)
+			e := &env{m: m, cli: m.Client()}
+			proxy := etcdtest.NewProxy(t, m.Endpoints()[0])
+			d, err := discovery.New(etcdtest.NewClient(t, proxy.Endpoint()), discovery.WithProgressInterval(100*time.Millisecond))
+			require.NoError(t, err)
+			defer d.Close()
+			rb, err := rostergrpc.NewResolverBuilder(d)
+			require.NoError(t, err)
+			for i, id := range []string{"a", "b", "c"} {
+				putInstance(t, e, roster.Instance{Service: "cut", ID: id, Addr: fmt.Sprintf("127.0.0.1:%d", 1001+i)})
+			}
+			r := record(t, rb, "cut")
+			before := r.next(t, endpoints(3))
+
+			probe, err := d.Watch("cut") // shares the resolver's cache
+			require.NoError(t, err)
+			defer probe.Close()
+			if fault == "cut" {
+				proxy.Cut()
+			} else {
+				proxy.Pause()
+			}
+			eventually(t, 5*time.Second, func() bool { return probe.Err() != nil }, "the %s was not noticed", fault)
+			_, err = e.cli.Delete(context.Background(), "/roster/services/cut/c")
+			require.NoError(t, err)
+			select {
+			case s := <-r.states:
+				t.Fatalf("a state while etcd is out of reach: %d endpoints", len(s.Endpoints))
+			case <-time.After(300 * time.Millisecond): // nothing comes: the last view stands
+			}
+			proxy.Restore()
+			after := r.next(t, endpoints(2))
+			for i := range 2 {
+				assert.True(t, before.Endpoints[i].Attributes.Equal(after.Endpoints[i].Attributes), "attributes of an unchanged instance")
+			}
+		})
+	}
 }
