@@ -146,7 +146,7 @@ func (b *rosterBalancer) UpdateState(state balancer.State) {
 		}
 	}
 	b.seen = seen
-	if len(ready) == 0 {
+	if len(ready) == 0 || b.pick == nil {
 		// Nothing to pick from: endpointsharding's picker queues the
 		// calls or fails them as the children's states say.
 		if !b.notReady {

@@ -107,6 +107,8 @@ func TestEjectionAndRecovery(t *testing.T) {
 			t.Logf("%s: calls again %v after the ejection (cool-down %v)", policy, back.Round(time.Millisecond), ejectFor)
 			assert.GreaterOrEqual(t, back, ejectFor)
 			assert.Equal(t, 1, logs.count("back from ejection"), logs.b.String())
+			// State changes only: nothing per call in all these calls.
+			assert.Equal(t, 2, logs.count("\n"), logs.b.String())
 		})
 	}
 }

@@ -77,7 +77,11 @@ func main() {
 
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	if err := run(f, log); err != nil {
-		fmt.Fprintln(os.Stderr, "gateway:", err)
+		who := "gateway"
+		if f.etcd.name != "" {
+			who += " " + f.etcd.name
+		}
+		fmt.Fprintf(os.Stderr, "%s: %v\n", who, err)
 		os.Exit(1)
 	}
 }

@@ -48,6 +48,7 @@ func Wait(ctx context.Context, cli *clientv3.Client, timeout time.Duration, say 
 		say = func(string) {}
 	}
 	where := strings.Join(cli.Endpoints(), ",")
+	parent := ctx
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	start := time.Now()
@@ -61,6 +62,9 @@ func Wait(ctx context.Context, cli *clientv3.Client, timeout time.Duration, say 
 				say(fmt.Sprintf("etcd at %s answered after %v", where, time.Since(start).Round(100*time.Millisecond)))
 			}
 			return nil
+		}
+		if parent.Err() != nil {
+			return fmt.Errorf("stopped while waiting for etcd at %s: %w", where, parent.Err())
 		}
 		if ctx.Err() != nil {
 			return fmt.Errorf("etcd at %s did not answer within %v: %w (%s)", where, timeout, err, reach(cli.Endpoints()))
