@@ -49,8 +49,8 @@ func WithTTL(ttl time.Duration) Option { return func(o *options) { o.ttl = ttl }
 // WithBackoff bounds the pauses between failed campaigns, in Campaign and
 // Run, and between Observe's failed reads (default roster.DefaultBackoffMin
 // and roster.DefaultBackoffMax).
-func WithBackoff(minDelay, maxDelay time.Duration) Option {
-	return func(o *options) { o.boMin, o.boMax = minDelay, maxDelay }
+func WithBackoff(min, max time.Duration) Option {
+	return func(o *options) { o.boMin, o.boMax = min, max }
 }
 
 // WithProgressInterval sets how long Observe's watch may stay silent before
