@@ -23,4 +23,13 @@ const (
 	// while etcd is unreachable.
 	DefaultBackoffMin = 50 * time.Millisecond
 	DefaultBackoffMax = 2 * time.Second
+
+	// DefaultProgressInterval is how long a watch (a discovery cache, a
+	// service listing, an election's Observe) may stay silent before it
+	// checks with etcd that it is still current. Staleness is reported
+	// within about twice this interval.
+	DefaultProgressInterval = 5 * time.Second
+
+	// MinProgressInterval is the shortest progress interval accepted.
+	MinProgressInterval = 10 * time.Millisecond
 )

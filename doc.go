@@ -35,8 +35,9 @@
 //     closes when the context ends or the owner closes.
 //   - Options: functional options with the same names and meanings wherever
 //     the concept exists: WithNamespace, WithTTL, WithBackoff,
-//     WithSessionManager, WithLogger, WithMeterProvider. A zero value means
-//     the default (DefaultTTL, DefaultBackoffMin..DefaultBackoffMax, no
+//     WithProgressInterval, WithSessionManager, WithLogger,
+//     WithMeterProvider. A zero value means the default (DefaultTTL,
+//     DefaultBackoffMin..DefaultBackoffMax, DefaultProgressInterval, no
 //     logging, OpenTelemetry's global meter provider); a negative or
 //     otherwise impossible value is an error wrapping ErrInvalidOption.
 //   - Errors: package errors carry a "pkg:" prefix and wrap the shared

@@ -13,12 +13,6 @@ import (
 
 // Defaults of the Discoverer options.
 const (
-	// DefaultProgressInterval is how long a watch may stay silent before
-	// the cache checks that it is still current. Staleness is reported
-	// within about twice this interval.
-	DefaultProgressInterval = 5 * time.Second
-	// MinProgressInterval is the shortest progress interval accepted.
-	MinProgressInterval = 10 * time.Millisecond
 	// DefaultPageSize is how many keys one Get of a list reads, so that a
 	// large service does not need one huge response. Not much fewer: etcd
 	// counts the keys after each page, so small pages make a large list
@@ -63,9 +57,9 @@ func newConfig(opts []Option) (config, error) {
 	}
 	switch {
 	case c.progressInterval == 0:
-		c.progressInterval = DefaultProgressInterval
-	case c.progressInterval < MinProgressInterval:
-		return c, invalid("WithProgressInterval(%v): below %v", c.progressInterval, MinProgressInterval)
+		c.progressInterval = roster.DefaultProgressInterval
+	case c.progressInterval < roster.MinProgressInterval:
+		return c, invalid("WithProgressInterval(%v): below %v", c.progressInterval, roster.MinProgressInterval)
 	}
 	if c.backoffMin < 0 || c.backoffMax < 0 {
 		return c, invalid("WithBackoff(%v, %v): negative", c.backoffMin, c.backoffMax)
@@ -94,9 +88,10 @@ func newConfig(opts []Option) (config, error) {
 func WithNamespace(ns string) Option { return option(func(c *config) { c.namespace = ns }) }
 
 // WithProgressInterval sets how long a watch may stay silent before the
-// cache makes sure it is current (DefaultProgressInterval). Staleness is
-// reported within about twice the interval, at the cost of one small read
-// per idle interval per followed service. See the package doc.
+// cache makes sure it is current (default roster.DefaultProgressInterval, at
+// least roster.MinProgressInterval). Staleness is reported within about
+// twice the interval, at the cost of one small read per idle interval per
+// followed service. See the package doc.
 func WithProgressInterval(d time.Duration) Option {
 	return option(func(c *config) { c.progressInterval = d })
 }

@@ -13,10 +13,6 @@ import (
 	"github.com/rosterkit/roster/session"
 )
 
-// defaultProgressInterval is Observe's progress interval when
-// WithProgressInterval is not given (the same as discovery's).
-const defaultProgressInterval = 5 * time.Second
-
 // An Option configures an Election. A zero value means the default; a
 // negative one is an error wrapping roster.ErrInvalidOption.
 type Option func(*options)
@@ -54,8 +50,9 @@ func WithBackoff(min, max time.Duration) Option {
 }
 
 // WithProgressInterval sets how long Observe's watch may stay silent before
-// it checks that it is current (default 5 s). Observe reports a state it
-// cannot confirm within about twice the interval as stale (Leader.Err).
+// it checks that it is current (default roster.DefaultProgressInterval, at
+// least roster.MinProgressInterval). Observe reports a state it cannot
+// confirm within about twice the interval as stale (Leader.Err).
 func WithProgressInterval(d time.Duration) Option { return func(o *options) { o.progress = d } }
 
 // WithLogger logs leadership gained and lost, with the cause; nil discards.
@@ -86,8 +83,8 @@ func newOptions(opts []Option) (options, error) {
 		return o, fmt.Errorf("election: %w: WithBackoff(%v, %v): negative", roster.ErrInvalidOption, o.boMin, o.boMax)
 	case o.boMax != 0 && o.boMax < o.boMin:
 		return o, fmt.Errorf("election: %w: WithBackoff(%v, %v): max below min", roster.ErrInvalidOption, o.boMin, o.boMax)
-	case o.progress < 0:
-		return o, fmt.Errorf("election: %w: WithProgressInterval(%v): negative", roster.ErrInvalidOption, o.progress)
+	case o.progress < 0 || (o.progress > 0 && o.progress < roster.MinProgressInterval):
+		return o, fmt.Errorf("election: %w: WithProgressInterval(%v): below %v", roster.ErrInvalidOption, o.progress, roster.MinProgressInterval)
 	}
 	if o.boMin == 0 {
 		o.boMin = roster.DefaultBackoffMin
@@ -96,7 +93,7 @@ func newOptions(opts []Option) (options, error) {
 		o.boMax = max(roster.DefaultBackoffMax, o.boMin)
 	}
 	if o.progress == 0 {
-		o.progress = defaultProgressInterval
+		o.progress = roster.DefaultProgressInterval
 	}
 	return o, nil
 }

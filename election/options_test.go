@@ -50,6 +50,7 @@ func TestOptionsZeroRule(t *testing.T) {
 		{name: "negative backoff", opts: []election.Option{election.WithBackoff(-1, time.Second)}, wantErr: roster.ErrInvalidOption, says: "WithBackoff"},
 		{name: "backoff max below min", opts: []election.Option{election.WithBackoff(time.Second, time.Millisecond)}, wantErr: roster.ErrInvalidOption, says: "max below min"},
 		{name: "negative progress interval", opts: []election.Option{election.WithProgressInterval(-time.Second)}, wantErr: roster.ErrInvalidOption, says: "WithProgressInterval"},
+		{name: "progress interval below the minimum", opts: []election.Option{election.WithProgressInterval(time.Millisecond)}, wantErr: roster.ErrInvalidOption, says: "WithProgressInterval"},
 		{name: "bad namespace", opts: []election.Option{election.WithNamespace("no-slash")}, wantErr: roster.ErrInvalidName, says: "namespace"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
