@@ -247,7 +247,9 @@ func (b *base) add(st *state, gen uint64, it *item) {
 			st.vec.push(gen, e)
 		}
 		c := ringCmp{&st.vec}
-		for _, h := range ringHashes(e.id, b.cfg.vnodes) {
+		hs := ringHashes(e.id, b.cfg.vnodes)
+		st.ring.warm(hs)
+		for _, h := range hs {
 			st.ring.insert(c, gen, point{h, uint32(e.idx)})
 		}
 		return
@@ -265,7 +267,9 @@ func (b *base) drop(st *state, gen uint64, e *entry) {
 	st.n--
 	if b.kind == kindHash {
 		c := ringCmp{&st.vec}
-		for _, h := range ringHashes(e.id, b.cfg.vnodes) {
+		hs := ringHashes(e.id, b.cfg.vnodes)
+		st.ring.warm(hs)
+		for _, h := range hs {
 			st.ring.remove(c, gen, point{h, uint32(e.idx)})
 		}
 		st.vec.set(gen, e.idx, nil)

@@ -2,6 +2,8 @@ package discovery
 
 import (
 	"fmt"
+	"math/rand/v2"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -212,6 +214,107 @@ func TestPickerUpdateIsIncremental(t *testing.T) {
 		t.Logf("%s at %d instances: %v per change, %v for a snapshot sharing nothing", p.name, n, per, build)
 		if per > build/5 && per > 200*time.Microsecond {
 			t.Errorf("%s: a change costs %v, a whole rebuild %v", p.name, per, build)
+		}
+	}
+}
+
+// BenchmarkPickFloor is what a pick cannot do without, at each size, to
+// read BenchmarkPick against in the same run:
+//
+//	go test -run '^$' -bench 'Pick$|PickFloor' -benchmem ./discovery
+//
+// index reads a random element of a []uint64 of n; entry counts a pick
+// and its Done in a random one of n entries allocated one by one, as a
+// picker's are (they outlive snapshots); ring is the first of n × 100
+// sorted hashes at or after a key's hash (a binary search of one flat
+// array, the most compact ring) and the entry of that point, for the keys
+// BenchmarkPick uses.
+func BenchmarkPickFloor(b *testing.B) {
+	for _, n := range benchSizes(b) {
+		b.Run(fmt.Sprintf("index/n=%d", n), func(b *testing.B) {
+			xs := make([]uint64, n)
+			for i := range xs {
+				xs[i] = uint64(i)
+			}
+			var sum uint64
+			for b.Loop() {
+				sum += xs[rand.IntN(n)]
+			}
+			sink = sum
+		})
+		ents := make([]*entry, n)
+		for i := range ents {
+			ents[i] = newEntry(&roster.Instance{ID: strconv.Itoa(i)})
+		}
+		b.Run(fmt.Sprintf("entry/n=%d", n), func(b *testing.B) {
+			for b.Loop() {
+				e := ents[rand.IntN(n)]
+				if e.until.Load() == 0 {
+					e.picks.Add(1)
+				}
+				e.dones.Add(1)
+			}
+		})
+		b.Run(fmt.Sprintf("ring/n=%d", n), func(b *testing.B) {
+			hs := make([]uint64, 0, n*DefaultVirtualNodes)
+			for _, e := range ents {
+				hs = append(hs, ringHashes(e.id, DefaultVirtualNodes)...)
+			}
+			slices.Sort(hs)
+			keys := make([]uint64, 1024)
+			for i := range keys {
+				keys[i] = hashString("user-" + strconv.Itoa(i))
+			}
+			for i := 0; b.Loop(); i++ {
+				j, _ := slices.BinarySearch(hs, keys[i&1023])
+				if j == len(hs) {
+					j = 0
+				}
+				e := ents[hs[j]%uint64(n)]
+				e.picks.Add(1)
+				e.dones.Add(1)
+			}
+		})
+	}
+}
+
+var sink uint64
+
+// BenchmarkPickerChurn is BenchmarkPickerUpdate with a different instance
+// at each change, as in a rolling deploy: the source steps through
+// snapshots that drop one of the instances and then bring it back, a
+// different one each time, so what the change touches is not left in
+// the cache by the change before.
+//
+//	go test -run '^$' -bench PickerChurn -benchmem ./discovery
+func BenchmarkPickerChurn(b *testing.B) {
+	const rolls = 4096
+	for _, n := range benchSizes(b) {
+		insts := weightedInstances(n)
+		src := newStatic(insts...)
+		full := src.Snapshot()
+		var steps []*Snapshot
+		for j := range min(rolls, n) {
+			e := newEditor(full.root)
+			e.remove(insts[(j*7919)%n].ID)
+			steps = append(steps, &Snapshot{service: full.service, root: e.root, rev: full.rev + 1}, full)
+		}
+		all := pickers(src)
+		h40 := must(NewConsistentHash(src, WithVirtualNodes(40)))
+		all = append(all, namedPick{"hash-40-points", func(int) (Picked, error) { return h40.Pick("k") }})
+		for _, p := range all {
+			b.Run(fmt.Sprintf("%s/n=%d", p.name, n), func(b *testing.B) {
+				src.snap.Store(full)
+				pk, _ := p.pick(0)
+				pk.Done(nil)
+				b.ReportAllocs()
+				for i := 0; b.Loop(); i++ {
+					src.snap.Store(steps[i%len(steps)])
+					pk, _ := p.pick(i)
+					pk.Done(nil)
+				}
+				b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N), "µs/change")
+			})
 		}
 	}
 }

@@ -3,6 +3,7 @@ package discovery
 import (
 	"cmp"
 	"maps"
+	"math/bits"
 	"slices"
 	"strings"
 )
@@ -36,12 +37,16 @@ const (
 )
 
 // rinner is an inner node: each slot holds an inner node, a leaf, or
-// nothing.
+// nothing, side by side so that a lookup reads one cache line a level.
 type rinner struct {
-	gen  uint64
-	size int // points below
-	kid  [ringFan]*rinner
-	leaf [ringFan]*rleaf
+	gen   uint64
+	size  int // points below
+	slots [ringFan]rslot
+}
+
+type rslot struct {
+	kid  *rinner
+	leaf *rleaf
 }
 
 // rleaf holds up to ringLeaf points, sorted by ringCmp.
@@ -53,6 +58,24 @@ type rleaf struct {
 }
 
 func (l *rleaf) at(i int) point { return point{l.hs[i], l.ss[i]} }
+
+// search returns the index of the first point whose hash is not below h,
+// l.n if none. It halves the range without branching on the comparison,
+// which a hash makes unpredictable: the borrow of a subtraction says
+// which half to keep.
+func (l *rleaf) search(h uint64) int {
+	base, n := 0, l.n
+	for n > 1 {
+		half := n >> 1
+		_, below := bits.Sub64(l.hs[(base+half-1)&(ringLeaf-1)], h, 0)
+		base += half & -int(below)
+		n -= half
+	}
+	if n == 1 && l.hs[base&(ringLeaf-1)] < h {
+		base++
+	}
+	return base
+}
 
 // point is one virtual node on the ring: a hash and the slot of its entry.
 type point struct {
@@ -90,41 +113,37 @@ func slot(h uint64, d int) int { return int(h>>(64-ringBits*(d+1))) & (ringFan -
 // owner returns the first point at or after hash h, going round past the
 // last point to the first. The ring must not be empty.
 func (r *ring) owner(h uint64) point {
-	var path [ringDepth]*rinner
-	n, d := r.root, 0
-	for {
-		path[d] = n
-		i := slot(h, d)
-		if l := n.leaf[i]; l != nil {
-			// First point whose hash is not below h.
-			lo, hi := 0, l.n
-			for lo < hi {
-				m := int(uint(lo+hi) >> 1)
-				if l.hs[m] < h {
-					lo = m + 1
-				} else {
-					hi = m
-				}
-			}
-			if lo < l.n {
-				return l.at(lo)
+	for n, d := r.root, 0; ; d++ {
+		s := n.slots[slot(h, d)]
+		if l := s.leaf; l != nil {
+			if j := l.search(h); j < l.n {
+				return l.at(j)
 			}
 			break
 		}
-		if n.kid[i] == nil {
+		if n = s.kid; n == nil {
 			break
 		}
-		n, d = n.kid[i], d+1
 	}
-	// Nothing at or after h below the path's end: the first point of the
-	// next subtree, going up.
-	for ; d >= 0; d-- {
+	return r.after(h)
+}
+
+// after is owner when h is past the last point of its leaf (or its slot is
+// empty): the first point of the next subtree, going up the path again.
+func (r *ring) after(h uint64) point {
+	var path [ringDepth]*rinner
+	d := 0
+	for n := r.root; n != nil; d++ {
+		path[d] = n
+		n = n.slots[slot(h, d)].kid
+	}
+	for d--; d >= 0; d-- {
 		n := path[d]
 		for j := slot(h, d) + 1; j < ringFan; j++ {
-			if l := n.leaf[j]; l != nil {
+			if l := n.slots[j].leaf; l != nil {
 				return l.at(0)
 			}
-			if k := n.kid[j]; k != nil {
+			if k := n.slots[j].kid; k != nil {
 				return first(k)
 			}
 		}
@@ -136,10 +155,10 @@ func (r *ring) owner(h uint64) point {
 func first(n *rinner) point {
 	for {
 		for i := range ringFan {
-			if l := n.leaf[i]; l != nil {
+			if l := n.slots[i].leaf; l != nil {
 				return l.at(0)
 			}
-			if k := n.kid[i]; k != nil {
+			if k := n.slots[i].kid; k != nil {
 				n = k
 				break
 			}
@@ -187,6 +206,24 @@ func (l *rleaf) deleteAt(i int) {
 	l.n--
 }
 
+// warm reads the paths to the leaves of hashes hs, one after the other
+// with no dependency between them, so that their cache misses overlap
+// before insert or remove walks them one at a time.
+func (r *ring) warm(hs []uint64) int {
+	sum := 0
+	for _, h := range hs {
+		for n, d := r.root, 0; n != nil; d++ {
+			s := n.slots[slot(h, d)]
+			if s.leaf != nil {
+				sum += s.leaf.n
+				break
+			}
+			n = s.kid
+		}
+	}
+	return sum
+}
+
 // insert adds p.
 func (r *ring) insert(c ringCmp, gen uint64, p point) {
 	if r.root == nil {
@@ -202,25 +239,25 @@ func (r *ring) insertIn(c ringCmp, gen uint64, n *rinner, p point, d int) (*rinn
 	n = ownInner(n, gen)
 	i := slot(p.h, d)
 	grew := true
-	switch l := n.leaf[i]; {
-	case n.kid[i] != nil:
-		n.kid[i], grew = r.insertIn(c, gen, n.kid[i], p, d+1)
+	switch l := n.slots[i].leaf; {
+	case n.slots[i].kid != nil:
+		n.slots[i].kid, grew = r.insertIn(c, gen, n.slots[i].kid, p, d+1)
 	case l == nil:
 		l = &rleaf{gen: gen}
 		l.insertAt(0, p)
-		n.leaf[i] = l
+		n.slots[i].leaf = l
 	case l.n < ringLeaf:
 		l = ownLeaf(l, gen)
 		j, _ := c.find(l, p)
 		l.insertAt(j, p)
-		n.leaf[i] = l
+		n.slots[i].leaf = l
 	case d+1 == ringDepth:
 		// A full leaf of one hash (all its bits are used): it keeps the
 		// least IDs, the others wait in over.
 		if j, _ := c.find(l, p); j < l.n {
 			l = ownLeaf(l, gen)
 			p, _ = l.insertAt(j, p)
-			n.leaf[i] = l
+			n.slots[i].leaf = l
 		}
 		r.spill(c, p)
 		grew = false
@@ -229,8 +266,8 @@ func (r *ring) insertIn(c ringCmp, gen uint64, n *rinner, p point, d int) (*rinn
 		for j := range l.n {
 			k, _ = r.insertIn(c, gen, k, l.at(j), d+1)
 		}
-		n.leaf[i] = nil
-		n.kid[i], grew = r.insertIn(c, gen, k, p, d+1) // the leaf's points were counted already
+		n.slots[i].leaf = nil
+		n.slots[i].kid, grew = r.insertIn(c, gen, k, p, d+1) // the leaf's points were counted already
 	}
 	if grew {
 		n.size++
@@ -302,15 +339,15 @@ func (r *ring) removeIn(c ringCmp, gen uint64, n *rinner, p point, d int) (_ *ri
 	var l *rleaf
 	var k *rinner
 	switch {
-	case n.kid[i] != nil:
-		if k, found, shrank = r.removeIn(c, gen, n.kid[i], p, d+1); !found {
+	case n.slots[i].kid != nil:
+		if k, found, shrank = r.removeIn(c, gen, n.slots[i].kid, p, d+1); !found {
 			return n, false, false
 		}
 		if k.size <= ringLeaf/2 {
 			k, l = nil, fold(gen, k)
 		}
-	case n.leaf[i] != nil:
-		l = n.leaf[i]
+	case n.slots[i].leaf != nil:
+		l = n.slots[i].leaf
 		j, in := c.find(l, p)
 		if !in {
 			if d+1 == ringDepth {
@@ -339,7 +376,7 @@ func (r *ring) removeIn(c ringCmp, gen uint64, n *rinner, p point, d int) (_ *ri
 	if shrank {
 		n.size--
 	}
-	n.kid[i], n.leaf[i] = k, l
+	n.slots[i].kid, n.slots[i].leaf = k, l
 	return n, true, shrank
 }
 
@@ -349,11 +386,11 @@ func fold(gen uint64, n *rinner) *rleaf {
 	var walk func(n *rinner)
 	walk = func(n *rinner) {
 		for i := range ringFan {
-			if x := n.leaf[i]; x != nil {
+			if x := n.slots[i].leaf; x != nil {
 				copy(l.hs[l.n:], x.hs[:x.n])
 				copy(l.ss[l.n:], x.ss[:x.n])
 				l.n += x.n
-			} else if k := n.kid[i]; k != nil {
+			} else if k := n.slots[i].kid; k != nil {
 				walk(k)
 			}
 		}
@@ -388,7 +425,7 @@ func (r *ring) buildNode(ps []point, d int) *rinner {
 				l.hs[k], l.ss[k] = p.h, p.s
 			}
 			l.n = min(j, ringLeaf)
-			n.leaf[i] = l
+			n.slots[i].leaf = l
 			if j > ringLeaf { // one hash, more points than a leaf holds
 				n.size -= j - ringLeaf
 				if r.over == nil {
@@ -397,8 +434,8 @@ func (r *ring) buildNode(ps []point, d int) *rinner {
 				r.over[ps[0].h] = slices.Clone(ps[ringLeaf:j])
 			}
 		default:
-			n.kid[i] = r.buildNode(ps[:j], d+1)
-			n.size -= len(ps[:j]) - n.kid[i].size
+			n.slots[i].kid = r.buildNode(ps[:j], d+1)
+			n.size -= len(ps[:j]) - n.slots[i].kid.size
 		}
 		ps = ps[j:]
 	}

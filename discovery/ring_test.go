@@ -18,7 +18,7 @@ func checkRing(t *testing.T, r ring, c ringCmp) []point {
 	walk = func(n *rinner, d int) int {
 		size := 0
 		for i := range ringFan {
-			l, k := n.leaf[i], n.kid[i]
+			l, k := n.slots[i].leaf, n.slots[i].kid
 			require.False(t, l != nil && k != nil, "a slot holds a leaf and a node")
 			before := len(out)
 			switch {
@@ -143,10 +143,21 @@ func TestVecAgainstASlice(t *testing.T) {
 		var want []*entry
 		var versions []vec
 		var wants [][]*entry
+		most := 0
 		for round := range 200 {
 			g := gens.Add(1)
 			for range 1 + rng.IntN(100) {
-				switch k := rng.IntN(3); {
+				// Grow past a few chunks, shrink back below one, with
+				// random edits between: every chunk boundary is crossed
+				// both ways.
+				k := rng.IntN(3)
+				switch {
+				case round < 50:
+					k = 2
+				case round >= 120 && round < 190:
+					k = 0
+				}
+				switch {
 				case k == 0 && len(want) > 0:
 					v.pop(g)
 					want = want[:len(want)-1]
@@ -162,6 +173,16 @@ func TestVecAgainstASlice(t *testing.T) {
 				}
 			}
 			require.Equal(t, len(want), v.n)
+			most = max(most, v.n)
+			require.Len(t, v.chunks, (v.n+vchunk-1)/vchunk)
+			for k, c := range v.chunks {
+				if k < len(v.chunks)-1 {
+					require.Len(t, c, vchunk, "only the last chunk is not full")
+				}
+				if weighted {
+					require.Len(t, v.sums[k], len(c))
+				}
+			}
 			var total uint64
 			for i, e := range want {
 				require.Same(t, e, v.get(i))
@@ -179,6 +200,8 @@ func TestVecAgainstASlice(t *testing.T) {
 			versions = append(versions, v)
 			wants = append(wants, slices.Clone(want))
 		}
+		require.Greater(t, most, 2*vchunk, "the vector spans chunks")
+		require.Less(t, v.n, vchunk, "and shrinks back below one")
 		for k, old := range versions {
 			for i, e := range wants[k] {
 				require.Same(t, e, old.get(i), "versions are persistent")

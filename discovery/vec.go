@@ -1,187 +1,205 @@
 package discovery
 
-// vec is a persistent vector of a picker's entries: a 32-way trie indexed
-// by position, so reading entry i is a few shifts and loads, and setting,
-// appending or dropping the last entry copies one path. Entries have no
-// order: a picker removes one by moving the last into its place. With
-// weights, each node keeps the running sums of its children's weights, so
-// a point of the weight line [0, total) is found in O(log n).
+import "math/bits"
+
+// vec is a persistent vector of a picker's entries: chunks of up to
+// vchunk entries under one small array of chunks, copied on write. Reading
+// entry i is two loads; setting, appending or dropping the last entry
+// copies one chunk (8 KiB at most) and the chunk array, which is a few
+// microseconds at any size and keeps a pick to two cache lines of the
+// vector, where a deeper tree costs a miss a level. Entries have no order:
+// a picker removes one by moving the last into its place.
+//
+// With weights, each chunk keeps the running sums of its entries' weights,
+// and of its groups of vgroup entries, and the vector the running sums of
+// its chunks': a point of the weight line [0, total) is a binary search
+// of the chunks' sums (a few cache lines, read by every pick) and two
+// counts of the sums not above it, over a chunk's groups and then over
+// one group, each a scan of four cache lines without a branch or a
+// dependent load, where a binary search of a chunk is ten of them.
 type vec struct {
-	root     *vnode
-	n        int
-	shift    uint // 5 × (height - 1)
+	chunks [][]*entry // chunk k holds entries k*vchunk..; all but the last are full
+	sums   [][]uint64 // weighted: sums[k][j] is the weight of chunk k's entries 0..j
+	groups [][]uint64 // weighted: groups[k][g] is the weight of chunk k's groups 0..g
+	tot    []uint64   // weighted: tot[k] is the weight of chunks 0..k
+	owner  []uint64   // the generation that copied chunk k
+	gen    uint64     // the generation that copied the arrays above
+	n      int
+
 	weighted bool
 }
 
-type vnode struct {
-	gen  uint64
-	kids []*vnode // inner node
-	ents []*entry // leaf
-	cum  []uint64 // weighted: cum[i] is the weight of children (or entries) 0..i
-}
-
 const (
-	vbits  = 5
-	vwidth = 1 << vbits
-	vmask  = vwidth - 1
+	vbits  = 10
+	vchunk = 1 << vbits
+	vmask  = vchunk - 1
+	vgroup = 32 // entries of a group, whose sums a pick scans
 )
 
 // get returns entry i, 0 <= i < n.
-func (v *vec) get(i int) *entry {
-	n := v.root
-	for s := v.shift; s > 0; s -= vbits {
-		n = n.kids[(i>>s)&vmask]
-	}
-	return n.ents[i&vmask]
-}
+func (v *vec) get(i int) *entry { return v.chunks[i>>vbits][i&vmask] }
 
 // total is the sum of the weights.
 func (v *vec) total() uint64 {
-	if v.root == nil || len(v.root.cum) == 0 {
+	if len(v.tot) == 0 {
 		return 0
 	}
-	return v.root.cum[len(v.root.cum)-1]
+	return v.tot[len(v.tot)-1]
 }
 
 // search returns the entry whose share of the weight line holds pos,
 // 0 <= pos < total.
 func (v *vec) search(pos uint64) *entry {
-	n := v.root
-	for s := v.shift; ; s -= vbits {
-		// First j with cum[j] > pos.
-		lo, hi := 0, len(n.cum)
-		for lo < hi {
-			m := int(uint(lo+hi) >> 1)
-			if n.cum[m] <= pos {
-				lo = m + 1
-			} else {
-				hi = m
-			}
-		}
-		if lo > 0 {
-			pos -= n.cum[lo-1]
-		}
-		if s == 0 {
-			return n.ents[lo]
-		}
-		n = n.kids[lo]
+	k := above(v.tot, pos)
+	if k > 0 {
+		pos -= v.tot[k-1]
 	}
+	j := notAbove(v.groups[k], pos) * vgroup
+	s := v.sums[k]
+	return v.chunks[k][j+notAbove(s[j:min(j+vgroup, len(s))], pos)]
 }
 
-func (v *vec) own(n *vnode, gen uint64) *vnode {
-	if n.gen == gen {
-		return n
+// notAbove counts the sums not above pos: for running sums, the first
+// j with sums[j] > pos.
+func notAbove(sums []uint64, pos uint64) int {
+	n := len(sums)
+	for _, s := range sums {
+		_, over := bits.Sub64(pos, s, 0) // pos < s
+		n -= int(over)
 	}
-	c := &vnode{gen: gen}
-	if n.ents != nil {
-		c.ents = append(make([]*entry, 0, len(n.ents)+1), n.ents...)
-	} else {
-		c.kids = append(make([]*vnode, 0, len(n.kids)+1), n.kids...)
+	return n
+}
+
+// above returns the first j with sums[j] > pos, halving the range
+// without a branch on the comparison (see rleaf.search).
+func above(sums []uint64, pos uint64) int {
+	base, n := 0, len(sums)
+	for n > 1 {
+		half := n >> 1
+		_, over := bits.Sub64(pos, sums[base+half-1], 0) // pos < sums[...]
+		base += half & (int(over) - 1)
+		n -= half
 	}
+	if n == 1 && sums[base] <= pos {
+		base++
+	}
+	return base
+}
+
+// ownTop makes the chunk arrays the generation's own.
+func (v *vec) ownTop(gen uint64) {
+	if v.gen == gen {
+		return
+	}
+	v.gen = gen
+	v.chunks = append(make([][]*entry, 0, len(v.chunks)+1), v.chunks...)
+	v.owner = append(make([]uint64, 0, len(v.owner)+1), v.owner...)
 	if v.weighted {
-		c.cum = append(make([]uint64, 0, len(n.cum)+1), n.cum...)
+		v.sums = append(make([][]uint64, 0, len(v.sums)+1), v.sums...)
+		v.groups = append(make([][]uint64, 0, len(v.groups)+1), v.groups...)
+		v.tot = append(make([]uint64, 0, len(v.tot)+1), v.tot...)
 	}
-	return c
 }
 
-// sum recomputes n's running sums.
-func (v *vec) sum(n *vnode) {
+// own makes chunk k the generation's own, with room for one more entry.
+func (v *vec) own(gen uint64, k int) {
+	v.ownTop(gen)
+	if v.owner[k] == gen {
+		return
+	}
+	v.owner[k] = gen
+	c := v.chunks[k]
+	size := min(max(2*len(c), 4), vchunk)
+	v.chunks[k] = append(make([]*entry, 0, size), c...)
+	if v.weighted {
+		v.sums[k] = append(make([]uint64, 0, size), v.sums[k]...)
+		v.groups[k] = append(make([]uint64, 0, (size+vgroup-1)/vgroup), v.groups[k]...)
+	}
+}
+
+// resum recomputes the running sums from entry i on.
+func (v *vec) resum(i int) {
 	if !v.weighted {
 		return
 	}
+	k, j := i>>vbits, i&vmask
+	c, s := v.chunks[k], v.sums[k]
 	var t uint64
-	if n.ents != nil {
-		n.cum = n.cum[:0]
-		for _, e := range n.ents {
-			t += e.weight
-			n.cum = append(n.cum, t)
-		}
-		return
+	if j > 0 {
+		t = s[j-1]
 	}
-	n.cum = n.cum[:0]
-	for _, k := range n.kids {
-		t += k.cum[len(k.cum)-1]
-		n.cum = append(n.cum, t)
+	for ; j < len(c); j++ {
+		t += c[j].weight
+		s[j] = t
+	}
+	g := v.groups[k][:0:cap(v.groups[k])]
+	for j := vgroup - 1; j < len(s)+vgroup-1; j += vgroup {
+		g = append(g, s[min(j, len(s)-1)])
+	}
+	v.groups[k] = g
+	t = 0
+	if k > 0 {
+		t = v.tot[k-1]
+	}
+	for ; k < len(v.chunks); k++ {
+		if s := v.sums[k]; len(s) > 0 {
+			t += s[len(s)-1]
+		}
+		v.tot[k] = t
 	}
 }
 
 // set replaces entry i (or re-sums its weight, given the same entry).
-func (v *vec) set(gen uint64, i int, e *entry) { v.root = v.setAt(gen, v.root, v.shift, i, e) }
-
-func (v *vec) setAt(gen uint64, n *vnode, s uint, i int, e *entry) *vnode {
-	n = v.own(n, gen)
-	if s == 0 {
-		n.ents[i&vmask] = e
-	} else {
-		j := (i >> s) & vmask
-		n.kids[j] = v.setAt(gen, n.kids[j], s-vbits, i, e)
-	}
-	v.sum(n)
-	return n
+func (v *vec) set(gen uint64, i int, e *entry) {
+	k := i >> vbits
+	v.own(gen, k)
+	v.chunks[k][i&vmask] = e
+	v.resum(i)
 }
 
 // push appends e.
 func (v *vec) push(gen uint64, e *entry) {
-	if v.root == nil {
-		v.root, v.shift = &vnode{gen: gen}, 0
-	} else if v.n == 1<<(v.shift+vbits) {
-		up := &vnode{gen: gen, kids: []*vnode{v.root}}
-		v.sum(up)
-		v.root, v.shift = up, v.shift+vbits
+	v.ownTop(gen)
+	k := v.n >> vbits
+	if k == len(v.chunks) {
+		v.chunks = append(v.chunks, nil)
+		v.owner = append(v.owner, 0)
+		if v.weighted {
+			v.sums = append(v.sums, nil)
+			v.groups = append(v.groups, nil)
+			v.tot = append(v.tot, 0)
+		}
 	}
-	v.root = v.pushAt(gen, v.root, v.shift, v.n, e)
+	v.own(gen, k)
+	v.chunks[k] = append(v.chunks[k], e)
+	if v.weighted {
+		v.sums[k] = append(v.sums[k], 0)
+	}
 	v.n++
-}
-
-func (v *vec) pushAt(gen uint64, n *vnode, s uint, i int, e *entry) *vnode {
-	if n == nil {
-		n = &vnode{gen: gen}
-	} else {
-		n = v.own(n, gen)
-	}
-	if s == 0 {
-		n.ents = append(n.ents, e)
-	} else if j := (i >> s) & vmask; j == len(n.kids) {
-		n.kids = append(n.kids, v.pushAt(gen, nil, s-vbits, i, e))
-	} else {
-		n.kids[j] = v.pushAt(gen, n.kids[j], s-vbits, i, e)
-	}
-	v.sum(n)
-	return n
+	v.resum(v.n - 1)
 }
 
 // pop drops the last entry.
 func (v *vec) pop(gen uint64) {
-	v.root = v.popAt(gen, v.root, v.shift, v.n-1)
 	v.n--
-	for v.root != nil && v.shift > 0 && len(v.root.kids) == 1 {
-		v.root, v.shift = v.root.kids[0], v.shift-vbits
+	k := v.n >> vbits
+	v.own(gen, k)
+	c := v.chunks[k]
+	c[len(c)-1] = nil
+	v.chunks[k] = c[:len(c)-1]
+	if v.weighted {
+		v.sums[k] = v.sums[k][:len(c)-1]
 	}
-	if v.n == 0 {
-		v.root, v.shift = nil, 0
-	}
-}
-
-func (v *vec) popAt(gen uint64, n *vnode, s uint, i int) *vnode {
-	n = v.own(n, gen)
-	if s == 0 {
-		n.ents[len(n.ents)-1] = nil
-		n.ents = n.ents[:len(n.ents)-1]
-		if len(n.ents) == 0 {
-			return nil
+	if len(c) == 1 {
+		v.chunks[k] = nil
+		v.chunks, v.owner = v.chunks[:k], v.owner[:k]
+		if v.weighted {
+			v.sums[k], v.groups[k] = nil, nil
+			v.sums, v.groups, v.tot = v.sums[:k], v.groups[:k], v.tot[:k]
 		}
-	} else {
-		j := (i >> s) & vmask
-		if k := v.popAt(gen, n.kids[j], s-vbits, i); k != nil {
-			n.kids[j] = k
-		} else {
-			n.kids[j] = nil
-			n.kids = n.kids[:j]
-			if j == 0 {
-				return nil
-			}
-		}
+		return
 	}
-	v.sum(n)
-	return n
+	if v.weighted {
+		v.resum(v.n - 1)
+	}
 }
