@@ -6,6 +6,7 @@ import (
 	"math/bits"
 	"slices"
 	"strings"
+	"unsafe"
 )
 
 // ring is the consistent-hash ring of a picker: its points sorted by hash
@@ -32,21 +33,46 @@ type ring struct {
 const (
 	ringBits  = 4
 	ringFan   = 1 << ringBits // children of an inner node
-	ringLeaf  = 32            // points of a leaf
+	ringLeaf  = 24            // points of a leaf
 	ringDepth = 64 / ringBits // levels the hash has bits for
 )
 
-// rinner is an inner node: each slot holds an inner node, a leaf, or
-// nothing, side by side so that a lookup reads one cache line a level.
+// rinner is an inner node: each slot holds an inner node, a leaf (when
+// its bit in leaves is set), or nothing. One word a slot halves what a
+// change copies and allocates, next to a pointer of each type a slot.
 type rinner struct {
-	gen   uint64
-	size  int // points below
-	slots [ringFan]rslot
+	gen    uint64
+	size   int    // points below
+	leaves uint16 // the slots that hold leaves
+	slots  [ringFan]unsafe.Pointer
 }
 
-type rslot struct {
-	kid  *rinner
-	leaf *rleaf
+func (n *rinner) kid(i int) *rinner {
+	if n.leaves&(1<<i) != 0 {
+		return nil
+	}
+	return (*rinner)(n.slots[i])
+}
+
+func (n *rinner) leaf(i int) *rleaf {
+	if n.leaves&(1<<i) == 0 {
+		return nil
+	}
+	return (*rleaf)(n.slots[i])
+}
+
+func (n *rinner) setKid(i int, k *rinner) {
+	n.slots[i] = unsafe.Pointer(k)
+	n.leaves &^= 1 << i
+}
+
+func (n *rinner) setLeaf(i int, l *rleaf) {
+	n.slots[i] = unsafe.Pointer(l)
+	if l != nil {
+		n.leaves |= 1 << i
+	} else {
+		n.leaves &^= 1 << i
+	}
 }
 
 // rleaf holds up to ringLeaf points, sorted by ringCmp.
@@ -67,11 +93,11 @@ func (l *rleaf) search(h uint64) int {
 	base, n := 0, l.n
 	for n > 1 {
 		half := n >> 1
-		_, below := bits.Sub64(l.hs[(base+half-1)&(ringLeaf-1)], h, 0)
+		_, below := bits.Sub64(l.hs[base+half-1], h, 0)
 		base += half & -int(below)
 		n -= half
 	}
-	if n == 1 && l.hs[base&(ringLeaf-1)] < h {
+	if n == 1 && l.hs[base] < h {
 		base++
 	}
 	return base
@@ -114,14 +140,16 @@ func slot(h uint64, d int) int { return int(h>>(64-ringBits*(d+1))) & (ringFan -
 // last point to the first. The ring must not be empty.
 func (r *ring) owner(h uint64) point {
 	for n, d := r.root, 0; ; d++ {
-		s := n.slots[slot(h, d)]
-		if l := s.leaf; l != nil {
+		i := slot(h, d)
+		s := n.slots[i]
+		if n.leaves&(1<<i) != 0 {
+			l := (*rleaf)(s)
 			if j := l.search(h); j < l.n {
 				return l.at(j)
 			}
 			break
 		}
-		if n = s.kid; n == nil {
+		if n = (*rinner)(s); n == nil {
 			break
 		}
 	}
@@ -135,15 +163,15 @@ func (r *ring) after(h uint64) point {
 	d := 0
 	for n := r.root; n != nil; d++ {
 		path[d] = n
-		n = n.slots[slot(h, d)].kid
+		n = n.kid(slot(h, d))
 	}
 	for d--; d >= 0; d-- {
 		n := path[d]
 		for j := slot(h, d) + 1; j < ringFan; j++ {
-			if l := n.slots[j].leaf; l != nil {
+			if l := n.leaf(j); l != nil {
 				return l.at(0)
 			}
-			if k := n.slots[j].kid; k != nil {
+			if k := n.kid(j); k != nil {
 				return first(k)
 			}
 		}
@@ -155,10 +183,10 @@ func (r *ring) after(h uint64) point {
 func first(n *rinner) point {
 	for {
 		for i := range ringFan {
-			if l := n.slots[i].leaf; l != nil {
+			if l := n.leaf(i); l != nil {
 				return l.at(0)
 			}
-			if k := n.slots[i].kid; k != nil {
+			if k := n.kid(i); k != nil {
 				n = k
 				break
 			}
@@ -206,19 +234,33 @@ func (l *rleaf) deleteAt(i int) {
 	l.n--
 }
 
-// warm reads the paths to the leaves of hashes hs, one after the other
-// with no dependency between them, so that their cache misses overlap
-// before insert or remove walks them one at a time.
+// warm reads what inserting or removing the points of hashes hs will
+// copy: the nodes and leaves on their paths, level by level across all the
+// hashes, so that the cache misses of one level overlap instead of
+// following each other. A change of an instance's points is otherwise a
+// chain of misses per point on a ring too big for the cache.
 func (r *ring) warm(hs []uint64) int {
+	ns := make([]*rinner, len(hs))
+	for i := range ns {
+		ns[i] = r.root
+	}
 	sum := 0
-	for _, h := range hs {
-		for n, d := r.root, 0; n != nil; d++ {
-			s := n.slots[slot(h, d)]
-			if s.leaf != nil {
-				sum += s.leaf.n
-				break
+	for d, more := 0, r.root != nil; more; d++ {
+		more = false
+		for i, n := range ns {
+			if n == nil {
+				continue
 			}
-			n = s.kid
+			j := slot(hs[i], d)
+			sum += n.size + int(uintptr(n.slots[ringFan/2]))
+			if n.leaves&(1<<j) != 0 {
+				l := (*rleaf)(n.slots[j])
+				sum += l.n + int(l.hs[ringLeaf/3]) + int(l.hs[2*ringLeaf/3]) + int(l.hs[ringLeaf-1]) + int(l.ss[ringLeaf/2]) + int(l.ss[ringLeaf-1])
+				ns[i] = nil
+				continue
+			}
+			ns[i] = (*rinner)(n.slots[j])
+			more = more || ns[i] != nil
 		}
 	}
 	return sum
@@ -239,25 +281,27 @@ func (r *ring) insertIn(c ringCmp, gen uint64, n *rinner, p point, d int) (*rinn
 	n = ownInner(n, gen)
 	i := slot(p.h, d)
 	grew := true
-	switch l := n.slots[i].leaf; {
-	case n.slots[i].kid != nil:
-		n.slots[i].kid, grew = r.insertIn(c, gen, n.slots[i].kid, p, d+1)
+	switch l := n.leaf(i); {
+	case n.kid(i) != nil:
+		var k *rinner
+		k, grew = r.insertIn(c, gen, n.kid(i), p, d+1)
+		n.setKid(i, k)
 	case l == nil:
 		l = &rleaf{gen: gen}
 		l.insertAt(0, p)
-		n.slots[i].leaf = l
+		n.setLeaf(i, l)
 	case l.n < ringLeaf:
 		l = ownLeaf(l, gen)
 		j, _ := c.find(l, p)
 		l.insertAt(j, p)
-		n.slots[i].leaf = l
+		n.setLeaf(i, l)
 	case d+1 == ringDepth:
 		// A full leaf of one hash (all its bits are used): it keeps the
 		// least IDs, the others wait in over.
 		if j, _ := c.find(l, p); j < l.n {
 			l = ownLeaf(l, gen)
 			p, _ = l.insertAt(j, p)
-			n.slots[i].leaf = l
+			n.setLeaf(i, l)
 		}
 		r.spill(c, p)
 		grew = false
@@ -266,8 +310,8 @@ func (r *ring) insertIn(c ringCmp, gen uint64, n *rinner, p point, d int) (*rinn
 		for j := range l.n {
 			k, _ = r.insertIn(c, gen, k, l.at(j), d+1)
 		}
-		n.slots[i].leaf = nil
-		n.slots[i].kid, grew = r.insertIn(c, gen, k, p, d+1) // the leaf's points were counted already
+		k, grew = r.insertIn(c, gen, k, p, d+1) // the leaf's points were counted already
+		n.setKid(i, k)
 	}
 	if grew {
 		n.size++
@@ -339,15 +383,15 @@ func (r *ring) removeIn(c ringCmp, gen uint64, n *rinner, p point, d int) (_ *ri
 	var l *rleaf
 	var k *rinner
 	switch {
-	case n.slots[i].kid != nil:
-		if k, found, shrank = r.removeIn(c, gen, n.slots[i].kid, p, d+1); !found {
+	case n.kid(i) != nil:
+		if k, found, shrank = r.removeIn(c, gen, n.kid(i), p, d+1); !found {
 			return n, false, false
 		}
 		if k.size <= ringLeaf/2 {
 			k, l = nil, fold(gen, k)
 		}
-	case n.slots[i].leaf != nil:
-		l = n.slots[i].leaf
+	case n.leaf(i) != nil:
+		l = n.leaf(i)
 		j, in := c.find(l, p)
 		if !in {
 			if d+1 == ringDepth {
@@ -376,7 +420,11 @@ func (r *ring) removeIn(c ringCmp, gen uint64, n *rinner, p point, d int) (_ *ri
 	if shrank {
 		n.size--
 	}
-	n.slots[i].kid, n.slots[i].leaf = k, l
+	if l != nil {
+		n.setLeaf(i, l)
+	} else {
+		n.setKid(i, k)
+	}
 	return n, true, shrank
 }
 
@@ -386,11 +434,11 @@ func fold(gen uint64, n *rinner) *rleaf {
 	var walk func(n *rinner)
 	walk = func(n *rinner) {
 		for i := range ringFan {
-			if x := n.slots[i].leaf; x != nil {
+			if x := n.leaf(i); x != nil {
 				copy(l.hs[l.n:], x.hs[:x.n])
 				copy(l.ss[l.n:], x.ss[:x.n])
 				l.n += x.n
-			} else if k := n.slots[i].kid; k != nil {
+			} else if k := n.kid(i); k != nil {
 				walk(k)
 			}
 		}
@@ -425,7 +473,7 @@ func (r *ring) buildNode(ps []point, d int) *rinner {
 				l.hs[k], l.ss[k] = p.h, p.s
 			}
 			l.n = min(j, ringLeaf)
-			n.slots[i].leaf = l
+			n.setLeaf(i, l)
 			if j > ringLeaf { // one hash, more points than a leaf holds
 				n.size -= j - ringLeaf
 				if r.over == nil {
@@ -434,8 +482,9 @@ func (r *ring) buildNode(ps []point, d int) *rinner {
 				r.over[ps[0].h] = slices.Clone(ps[ringLeaf:j])
 			}
 		default:
-			n.slots[i].kid = r.buildNode(ps[:j], d+1)
-			n.size -= len(ps[:j]) - n.slots[i].kid.size
+			k := r.buildNode(ps[:j], d+1)
+			n.setKid(i, k)
+			n.size -= len(ps[:j]) - k.size
 		}
 		ps = ps[j:]
 	}

@@ -18,7 +18,7 @@ func checkRing(t *testing.T, r ring, c ringCmp) []point {
 	walk = func(n *rinner, d int) int {
 		size := 0
 		for i := range ringFan {
-			l, k := n.slots[i].leaf, n.slots[i].kid
+			l, k := n.leaf(i), n.kid(i)
 			require.False(t, l != nil && k != nil, "a slot holds a leaf and a node")
 			before := len(out)
 			switch {
