@@ -10,6 +10,7 @@ import (
 
 	"github.com/rosterkit/roster"
 	"github.com/rosterkit/roster/internal/obs"
+	"github.com/rosterkit/roster/internal/watch"
 )
 
 // Discoverer follows the services registered in etcd over the caller's
@@ -20,6 +21,7 @@ type Discoverer struct {
 	cfg    config
 	log    *slog.Logger
 	tel    *telemetry
+	probe  *watch.Probe // shared by the caches' progress checks
 
 	mu       sync.Mutex
 	watchers map[string]*watcher
@@ -49,6 +51,7 @@ func New(client *clientv3.Client, opts ...Option) (*Discoverer, error) {
 	}
 	d := &Discoverer{
 		client:   client,
+		probe:    watch.NewProbe(client),
 		cfg:      cfg,
 		log:      obs.Logger(cfg.logger),
 		watchers: make(map[string]*watcher),

@@ -70,6 +70,7 @@ func newWatcher(d *Discoverer, service string) *watcher {
 		PageSize: int64(d.cfg.pageSize),
 		Stale:    ErrStale,
 		Closed:   ErrClosed,
+		Probe:    d.probe,
 	}, w)
 	return w
 }

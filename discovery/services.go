@@ -109,6 +109,7 @@ func (d *Discoverer) WatchServices() (*ServiceSet, error) {
 		KeysOnly: true,
 		Stale:    ErrStale,
 		Closed:   ErrClosed,
+		Probe:    d.probe,
 	}, (*setHandler)(s))
 	d.sets[s] = struct{}{}
 	return s, nil

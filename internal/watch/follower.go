@@ -22,6 +22,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -69,18 +70,18 @@ type Config struct {
 	// Closed is the error reported when the client was closed under the
 	// Follower.
 	Closed error
+	// Probe, when set, shares progress checks' reads with the other
+	// Followers of the same client.
+	Probe *Probe
 }
 
 // staleAfter is the age of the last confirmation, in progress intervals, at
 // which the state is reported stale. A healthy idle follower confirms every
 // interval plus two round trips (a read, a progress notification); the
-// watchdog looks every interval/watchdogTicks, so it reports within
-// (staleAfter + 1/watchdogTicks) intervals of the last confirmation, which
-// came no earlier than etcd stopped answering: under 2 intervals.
-const (
-	staleAfter    = 1.5
-	watchdogTicks = 10
-)
+// watchdog wakes when the last confirmation reaches that age, so it reports
+// about staleAfter intervals after the last confirmation, which came no
+// earlier than etcd stopped answering: under 2 intervals.
+const staleAfter = 1.5
 
 // minRequestTimeout is the least time a list page, a watch creation or a
 // progress check may take before the attempt is abandoned and retried.
@@ -166,8 +167,17 @@ func (f *Follower) Restarts() uint64 { return f.restarts.Load() }
 func (f *Follower) setPhase(p string) { f.phase.Store(&p) }
 
 // confirm records that the state is current now and clears any error.
-func (f *Follower) confirm() {
-	f.confirmed.Store(int64(time.Since(f.base)))
+func (f *Follower) confirm() { f.confirmAt(time.Now()) }
+
+// confirmAt records that the state was current at t and clears any error.
+func (f *Follower) confirmAt(t time.Time) {
+	at := int64(t.Sub(f.base))
+	for {
+		old := f.confirmed.Load()
+		if at <= old || f.confirmed.CompareAndSwap(old, at) {
+			break
+		}
+	}
 	f.setErr(nil, false)
 }
 
@@ -194,18 +204,26 @@ func (f *Follower) requestTimeout() time.Duration {
 func (f *Follower) watchdog() {
 	defer f.wg.Done()
 	bound := time.Duration(staleAfter * float64(f.cfg.Interval))
-	tick := time.NewTicker(max(f.cfg.Interval/watchdogTicks, time.Millisecond))
-	defer tick.Stop()
+	// Sleep until the last confirmation would be too old, rather than poll:
+	// a thousand idle caches wake once an interval each, not ten times.
+	timer := time.NewTimer(bound)
+	defer timer.Stop()
 	reported := int64(-1)
 	for {
 		select {
 		case <-f.ctx.Done():
 			return
-		case <-tick.C:
+		case <-timer.C:
 		}
 		last := f.confirmed.Load()
 		age := time.Since(f.base) - time.Duration(last)
-		if age < bound || last == reported {
+		if age < bound {
+			timer.Reset(bound - age)
+			continue
+		}
+		// Any later confirmation is too old no sooner than a bound from now.
+		timer.Reset(bound)
+		if last == reported {
 			continue
 		}
 		reported = last
@@ -315,7 +333,7 @@ func (f *Follower) follow() (heard bool, err error) {
 	}
 	f.setPhase("watching")
 
-	silence := time.NewTimer(f.cfg.Interval)
+	silence := time.NewTimer(f.quiet())
 	defer silence.Stop()
 	requested := false // a progress notification was asked for and not yet seen
 	var requesting atomic.Bool
@@ -351,24 +369,24 @@ func (f *Follower) follow() (heard bool, err error) {
 			}
 			f.apply(evs)
 			heard, requested = true, false
-			silence.Reset(f.cfg.Interval)
+			silence.Reset(f.quiet())
 		case <-silence.C:
 			if requested {
 				return heard, fmt.Errorf("%w: %s: %w: no watch response within %v of a progress request",
 					f.cfg.Stale, f.cfg.What, roster.ErrStale, f.cfg.Interval)
 			}
 			f.setPhase("checking progress")
-			rev, err := f.currentRevision(wctx)
+			rev, at, err := f.currentRevision(wctx)
 			f.setPhase("watching")
 			if err != nil {
 				return heard, fmt.Errorf("%w: %s: %w: progress check: %w", f.cfg.Stale, f.cfg.What, roster.ErrStale, err)
 			}
 			if rev <= f.rev {
 				// Nothing at all was written since the state's revision,
-				// so the state is current.
+				// so the state was current when the read began.
 				f.h.Confirm(f.rev)
-				f.confirm()
-				silence.Reset(f.cfg.Interval)
+				f.confirmAt(at)
+				silence.Reset(f.quiet())
 				continue
 			}
 			// etcd moved on: the watch must say how far it got. (Asked
@@ -386,16 +404,26 @@ func (f *Follower) follow() (heard bool, err error) {
 	}
 }
 
-// currentRevision reads etcd's revision with a linearizable request, which
-// succeeds only through a member that is part of a quorum.
-func (f *Follower) currentRevision(ctx context.Context) (int64, error) {
-	ctx, cancel := context.WithTimeout(ctx, f.cfg.Interval/2)
-	defer cancel()
-	resp, err := f.cfg.Client.Get(ctx, f.cfg.Prefix, clientv3.WithCountOnly())
-	if err != nil {
-		return 0, err
+// quiet is how long the watch may stay silent before it is checked: the
+// interval less up to a fifth, at random. The watches of one client share
+// a stream, and etcd answers a progress request on it to all of them, so
+// the first check of a round confirms the others too; without the jitter
+// every watch confirmed by one answer would check again at the same moment
+// (a thousand caches: a thousand reads and progress requests at once).
+func (f *Follower) quiet() time.Duration {
+	if j := f.cfg.Interval / 5; j > 0 {
+		return f.cfg.Interval - rand.N(j)
 	}
-	return resp.Header.Revision, nil
+	return f.cfg.Interval
+}
+
+// currentRevision reads etcd's revision with a linearizable request begun
+// at most a jitter's width before now, and says when it began.
+func (f *Follower) currentRevision(ctx context.Context) (int64, time.Time, error) {
+	if f.cfg.Probe != nil {
+		return f.cfg.Probe.revision(ctx, f.cfg.Prefix, time.Now().Add(-f.cfg.Interval/5), f.cfg.Interval/2)
+	}
+	return readRevision(ctx, f.cfg.Client, f.cfg.Prefix, f.cfg.Interval/2)
 }
 
 // absorb appends one watch response's events to evs and advances the
