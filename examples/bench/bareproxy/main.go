@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	_ "net/http/pprof"
 	"os"
 	"strings"
 	"sync"
@@ -22,11 +23,16 @@ import (
 func main() {
 	listen := flag.String("listen", "127.0.0.1:9000", "address to serve on")
 	upstreams := flag.String("upstreams", "", "comma-separated host:port of the upstreams")
+	pprofAddr := flag.String("pprof", "", "serve net/http/pprof on this address (off by default), to profile it as the gateway is")
 	flag.Parse()
 	targets := strings.Split(*upstreams, ",")
 	if *upstreams == "" {
 		fmt.Fprintln(os.Stderr, "bareproxy: -upstreams is required")
 		os.Exit(2)
+	}
+	if *pprofAddr != "" {
+		// DefaultServeMux holds net/http/pprof's handlers; the proxy has its own.
+		go func() { fmt.Fprintln(os.Stderr, "bareproxy: pprof:", http.ListenAndServe(*pprofAddr, nil)) }()
 	}
 	var next atomic.Uint64
 	rp := &httputil.ReverseProxy{
