@@ -26,11 +26,13 @@ const maxAttempts = 3
 // instance; a request whose attempt read more is not retried.
 const maxReplay = 64 << 10
 
-type callKey struct{}
-
 // call is one client request on its way through the gateway. It holds
-// what each request needs, so that a request costs few allocations.
+// what each request needs, so that a request costs few allocations: its
+// own copy of the ReverseProxy has the call as its Transport, so that the
+// attempts find the call without a context value.
 type call struct {
+	rp      httputil.ReverseProxy
+	t       *pickingTransport
 	route   *route
 	rest    string  // the path sent to the instance
 	body    *replay // nil without a body
@@ -39,29 +41,31 @@ type call struct {
 	resp    doneBody
 }
 
+// RoundTrip runs the call's attempts.
+func (c *call) RoundTrip(req *http.Request) (*http.Response, error) { return c.t.roundTrip(c, req) }
+
 // proxy routes /svc/<service>/<rest> to an instance of <service>. The
-// ReverseProxy streams bodies both ways; its Transport picks the instance
-// for each attempt and retries on another one when that is safe.
+// ReverseProxy streams bodies both ways; the call's Transport picks the
+// instance for each attempt and retries on another one when that is safe.
 type proxy struct {
 	rt *router
-	rp *httputil.ReverseProxy
+	rp httputil.ReverseProxy // the template of each call's
+	t  pickingTransport
 	m  *metrics
 }
 
 func newProxy(rt *router, m *metrics) *proxy {
-	p := &proxy{rt: rt, m: m}
-	p.rp = &httputil.ReverseProxy{
-		Rewrite: func(pr *httputil.ProxyRequest) {
-			pr.SetXForwarded()
-			pr.Out.URL.Scheme = "http"
-			pr.Out.URL.Path, pr.Out.URL.RawPath = pr.In.Context().Value(callKey{}).(*call).rest, ""
-			pr.Out.Host = "" // the instance's own address
-		},
-		Transport:    &pickingTransport{base: upstreamTransport(), m: m},
-		ErrorHandler: proxyError,
-		BufferPool:   bufferPool{},
-	}
-	return p
+	return &proxy{rt: rt, m: m,
+		rp: httputil.ReverseProxy{Rewrite: rewrite, ErrorHandler: proxyError, BufferPool: bufferPool{}},
+		t:  pickingTransport{base: upstreamTransport(), m: m}}
+}
+
+// rewrite prepares the request sent on; each attempt sets the instance's
+// address and the path.
+func rewrite(pr *httputil.ProxyRequest) {
+	pr.SetXForwarded()
+	pr.Out.URL.Scheme = "http"
+	pr.Out.Host = "" // the instance's own address
 }
 
 // ServeHTTP serves requests the ServeMux routed (paths to be cleaned
@@ -98,18 +102,17 @@ func (p *proxy) serve(w http.ResponseWriter, r *http.Request, service, rest stri
 		http.Error(w, err.Error(), status)
 		return
 	}
-	c := &call{route: rte, rest: rest}
+	c := &call{rp: p.rp, t: &p.t, route: rte, rest: rest}
+	c.rp.Transport = c
 	if r.Body != nil && r.Body != http.NoBody {
 		c.body = &replay{src: r.Body}
 		defer c.body.close()
 	}
-	c.attempt.trace.GotConn = c.attempt.gotConn
 	start := time.Now()
 	rte.stats.calls.inflight.Add(1)
 	rec := &c.rec
-	rec.ResponseWriter, rec.code = w, http.StatusOK
-	ctx := httptrace.WithClientTrace(context.WithValue(r.Context(), callKey{}, c), &c.attempt.trace)
-	p.rp.ServeHTTP(rec, r.WithContext(ctx))
+	rec.ResponseWriter, rec.code, rec.service = w, http.StatusOK, service
+	c.rp.ServeHTTP(rec, r)
 	rte.stats.calls.inflight.Add(-1)
 	if rec.code == statusClientGone {
 		return
@@ -125,7 +128,8 @@ const statusClientGone = 499
 
 type statusRecorder struct {
 	http.ResponseWriter
-	code int
+	code    int
+	service string
 }
 
 func (r *statusRecorder) WriteHeader(code int) {
@@ -169,13 +173,17 @@ func (c *countingConn) Write(b []byte) (int, error) {
 	return n, err
 }
 
-// attempt is one try of a request on one instance. Its trace notes the
-// connection the transport used and how much had been written on it, so
-// that after a failure it can tell whether any byte of this request left.
+// attempt is one try of a request on one instance. For a method that
+// must not run twice, its trace notes the connection the transport used
+// and how much had been written on it, so that after a failure it can tell
+// whether any byte of this request left. Idempotent methods, retried after
+// any failure, go untraced: for them only a failed dial tells "not sent"
+// (the transport itself retries a reused connection that wrote nothing).
 type attempt struct {
-	conn  *countingConn
-	base  int64
-	trace httptrace.ClientTrace
+	traced bool
+	conn   *countingConn
+	base   int64
+	trace  httptrace.ClientTrace
 }
 
 func (a *attempt) gotConn(info httptrace.GotConnInfo) {
@@ -187,7 +195,11 @@ func (a *attempt) gotConn(info httptrace.GotConnInfo) {
 // sent reports whether any byte of the request may have reached the
 // instance: a refused connection sent nothing, nor did one on which the
 // failed attempt wrote nothing.
-func (a *attempt) sent() bool {
+func (a *attempt) sent(err error) bool {
+	if !a.traced {
+		var op *net.OpError
+		return !errors.As(err, &op) || op.Op != "dial"
+	}
 	return a.conn != nil && a.conn.written.Load() != a.base
 }
 
@@ -202,11 +214,12 @@ type pickingTransport struct {
 	m    *metrics
 }
 
-func (t *pickingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	c := req.Context().Value(callKey{}).(*call)
+func (t *pickingTransport) roundTrip(c *call, req *http.Request) (*http.Response, error) {
 	rte := c.route
 	var tried [maxAttempts]string
 	var lastErr error
+	a := &c.attempt
+	a.traced = !idempotent(req.Method)
 	for n := 0; n < maxAttempts; n++ {
 		p, err := pickUntried(rte, req, tried[:n])
 		if err != nil {
@@ -218,11 +231,17 @@ func (t *pickingTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 		id := p.Instance.ID
 		tried[n] = id
 		is := rte.stats.instance(id)
-		a := &c.attempt
-		a.conn, a.base = nil, 0
-		out := req.WithContext(req.Context())
+		ctx := req.Context()
+		if a.traced {
+			// A fresh trace each attempt: WithClientTrace composes it with
+			// the ReverseProxy's own.
+			a.conn, a.base = nil, 0
+			a.trace = httptrace.ClientTrace{GotConn: a.gotConn}
+			ctx = httptrace.WithClientTrace(ctx, &a.trace)
+		}
+		out := req.WithContext(ctx) // RoundTrip must not change req
 		u := *req.URL
-		u.Host = p.Instance.Addr
+		u.Host, u.Path, u.RawPath = p.Instance.Addr, c.rest, ""
 		out.URL = &u
 		out.GetBody = nil // retries are this transport's: on another instance
 		if c.body != nil {
@@ -247,7 +266,7 @@ func (t *pickingTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 		lastErr = fmt.Errorf("instance %s at %s: %w", id, p.Instance.Addr, err)
 		reason := ""
 		switch {
-		case !a.sent():
+		case !a.sent(err):
 			reason = "not_sent"
 		case idempotent(req.Method):
 			reason = "idempotent"
@@ -424,7 +443,11 @@ func (bufferPool) Put(b []byte) { buffers.Put(&b) }
 func proxyError(w http.ResponseWriter, r *http.Request, err error) {
 	switch {
 	case errors.Is(err, discovery.ErrNoInstances):
-		http.Error(w, fmt.Sprintf("no instance of service %q is available", r.PathValue("service")),
+		service := r.PathValue("service")
+		if rec, ok := w.(*statusRecorder); ok {
+			service = rec.service // routed without the ServeMux
+		}
+		http.Error(w, fmt.Sprintf("no instance of service %q is available", service),
 			http.StatusServiceUnavailable)
 	case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
 		w.WriteHeader(statusClientGone) // nobody is left to read it
