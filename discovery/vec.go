@@ -10,17 +10,17 @@ import "math/bits"
 // vector, where a deeper tree costs a miss a level. Entries have no order:
 // a picker removes one by moving the last into its place.
 //
-// With weights, each chunk keeps the running sums of its entries' weights,
-// and of its groups of vgroup entries, and the vector the running sums of
-// its chunks': a point of the weight line [0, total) is a binary search
-// of the chunks' sums (a few cache lines, read by every pick) and two
-// counts of the sums not above it, over a chunk's groups and then over
-// one group, each a scan of four cache lines without a branch or a
-// dependent load, where a binary search of a chunk is ten of them.
+// With weights, each chunk keeps the running sums of its entries' weights
+// and the vector the running sums of its chunks'. A point of the weight
+// line [0, total) is then a binary search of the chunks' sums (a few
+// cache lines every pick reads), and in the chunk an index: its weight
+// cut in one bucket per two entries, each marking the entry its start
+// falls in, so that the point's bucket leaves two or three entries to
+// search, where a binary search of the chunk is ten dependent loads.
 type vec struct {
 	chunks [][]*entry // chunk k holds entries k*vchunk..; all but the last are full
 	sums   [][]uint64 // weighted: sums[k][j] is the weight of chunk k's entries 0..j
-	groups [][]uint64 // weighted: groups[k][g] is the weight of chunk k's groups 0..g
+	marks  [][]uint16 // weighted: marks[k][b] is the entry of chunk k holding the start of its bucket b
 	tot    []uint64   // weighted: tot[k] is the weight of chunks 0..k
 	owner  []uint64   // the generation that copied chunk k
 	gen    uint64     // the generation that copied the arrays above
@@ -33,7 +33,6 @@ const (
 	vbits  = 10
 	vchunk = 1 << vbits
 	vmask  = vchunk - 1
-	vgroup = 32 // entries of a group, whose sums a pick scans
 )
 
 // get returns entry i, 0 <= i < n.
@@ -54,20 +53,38 @@ func (v *vec) search(pos uint64) *entry {
 	if k > 0 {
 		pos -= v.tot[k-1]
 	}
-	j := notAbove(v.groups[k], pos) * vgroup
-	s := v.sums[k]
-	return v.chunks[k][j+notAbove(s[j:min(j+vgroup, len(s))], pos)]
+	s, m := v.sums[k], v.marks[k]
+	hi, lo := bits.Mul64(pos, uint64(len(m)))
+	b, _ := bits.Div64(hi, lo, s[len(s)-1]) // pos's bucket
+	j, end := int(m[b]), len(s)
+	if b+1 < uint64(len(m)) {
+		end = int(m[b+1]) + 1
+	}
+	return v.chunks[k][j+above(s[j:end], pos)]
 }
 
-// notAbove counts the sums not above pos: for running sums, the first
-// j with sums[j] > pos.
-func notAbove(sums []uint64, pos uint64) int {
-	n := len(sums)
-	for _, s := range sums {
-		_, over := bits.Sub64(pos, s, 0) // pos < s
-		n -= int(over)
+// mark recomputes the buckets of chunk k.
+func (v *vec) mark(k int) {
+	s := v.sums[k]
+	n := (len(s) + 1) / 2
+	m := make([]uint16, 0, n)
+	// The start of bucket b is b·w/n rounded down, stepped without a
+	// division a bucket.
+	w, un := s[len(s)-1], uint64(n)
+	step, rest := w/un, w%un
+	var start, acc uint64
+	j := 0
+	for range n {
+		for s[j] <= start {
+			j++
+		}
+		m = append(m, uint16(j))
+		start, acc = start+step, acc+rest
+		if acc >= un {
+			start, acc = start+1, acc-un
+		}
 	}
-	return n
+	v.marks[k] = m
 }
 
 // above returns the first j with sums[j] > pos, halving the range
@@ -96,7 +113,7 @@ func (v *vec) ownTop(gen uint64) {
 	v.owner = append(make([]uint64, 0, len(v.owner)+1), v.owner...)
 	if v.weighted {
 		v.sums = append(make([][]uint64, 0, len(v.sums)+1), v.sums...)
-		v.groups = append(make([][]uint64, 0, len(v.groups)+1), v.groups...)
+		v.marks = append(make([][]uint16, 0, len(v.marks)+1), v.marks...)
 		v.tot = append(make([]uint64, 0, len(v.tot)+1), v.tot...)
 	}
 }
@@ -113,31 +130,34 @@ func (v *vec) own(gen uint64, k int) {
 	v.chunks[k] = append(make([]*entry, 0, size), c...)
 	if v.weighted {
 		v.sums[k] = append(make([]uint64, 0, size), v.sums[k]...)
-		v.groups[k] = append(make([]uint64, 0, (size+vgroup-1)/vgroup), v.groups[k]...)
 	}
 }
 
-// resum recomputes the running sums from entry i on.
+// resum brings the running sums from entry i on up to date with entry
+// i's weight, which is all that changed: adding the difference to the
+// sums after it reads no other entry.
 func (v *vec) resum(i int) {
 	if !v.weighted {
 		return
 	}
 	k, j := i>>vbits, i&vmask
-	c, s := v.chunks[k], v.sums[k]
-	var t uint64
+	s := v.sums[k]
+	var before uint64
 	if j > 0 {
-		t = s[j-1]
+		before = s[j-1]
 	}
-	for ; j < len(c); j++ {
-		t += c[j].weight
-		s[j] = t
+	d := before + v.chunks[k][j].weight - s[j] // new weight - old, wrapping
+	for ; j < len(s); j++ {
+		s[j] += d
 	}
-	g := v.groups[k][:0:cap(v.groups[k])]
-	for j := vgroup - 1; j < len(s)+vgroup-1; j += vgroup {
-		g = append(g, s[min(j, len(s)-1)])
-	}
-	v.groups[k] = g
-	t = 0
+	v.retotal(k)
+}
+
+// retotal brings the buckets of chunk k and the chunks' sums from k on up
+// to date with chunk k's sums.
+func (v *vec) retotal(k int) {
+	v.mark(k)
+	var t uint64
 	if k > 0 {
 		t = v.tot[k-1]
 	}
@@ -166,26 +186,36 @@ func (v *vec) push(gen uint64, e *entry) {
 		v.owner = append(v.owner, 0)
 		if v.weighted {
 			v.sums = append(v.sums, nil)
-			v.groups = append(v.groups, nil)
+			v.marks = append(v.marks, nil)
 			v.tot = append(v.tot, 0)
 		}
 	}
 	v.own(gen, k)
 	v.chunks[k] = append(v.chunks[k], e)
-	if v.weighted {
-		v.sums[k] = append(v.sums[k], 0)
-	}
 	v.n++
-	v.resum(v.n - 1)
+	if v.weighted {
+		s := v.sums[k]
+		if len(s) > 0 {
+			s = append(s, s[len(s)-1]) // weight 0 so far
+		} else {
+			s = append(s, 0)
+		}
+		v.sums[k] = s
+		v.resum(v.n - 1)
+	}
 }
 
 // pop drops the last entry.
 func (v *vec) pop(gen uint64) {
 	v.n--
 	k := v.n >> vbits
-	v.own(gen, k)
+	v.ownTop(gen)
 	c := v.chunks[k]
-	c[len(c)-1] = nil
+	// A chunk shared with earlier states is cut short without a copy:
+	// whatever writes to it later copies it first.
+	if v.owner[k] == gen {
+		c[len(c)-1] = nil
+	}
 	v.chunks[k] = c[:len(c)-1]
 	if v.weighted {
 		v.sums[k] = v.sums[k][:len(c)-1]
@@ -194,12 +224,12 @@ func (v *vec) pop(gen uint64) {
 		v.chunks[k] = nil
 		v.chunks, v.owner = v.chunks[:k], v.owner[:k]
 		if v.weighted {
-			v.sums[k], v.groups[k] = nil, nil
-			v.sums, v.groups, v.tot = v.sums[:k], v.groups[:k], v.tot[:k]
+			v.sums[k], v.marks[k] = nil, nil
+			v.sums, v.marks, v.tot = v.sums[:k], v.marks[:k], v.tot[:k]
 		}
 		return
 	}
 	if v.weighted {
-		v.resum(v.n - 1)
+		v.retotal(k)
 	}
 }
