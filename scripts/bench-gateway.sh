@@ -17,6 +17,8 @@
 # (so a row where the proxy's core was not full shows it was not the limit).
 #
 # Usage: scripts/bench-gateway.sh [seconds per round (default 10)] [rounds (default 3)] [connections (default 32)]
+# GOGC_PROXIES=400 runs the Go proxies (gateway, bare) with that GOGC, the
+# workers keeping the default.
 # BASE_GATEWAY=path/to/gateway adds that build of the gateway as the row
 # gateway0, to compare two builds in one run.
 # PROFILE=cpu.pprof also takes CPU profiles of the gateway (cpu.pprof) and
@@ -47,7 +49,7 @@ nginx_bin=$(command -v nginx || echo /usr/sbin/nginx)
 if [ "$pin" = 1 ] && [ "$ncpu" -ge 2 ]; then
 	proxy_cpus=$((ncpu - 1))
 	load_cpus=0-$((ncpu - 2))
-	onproxy=(taskset -c "$proxy_cpus")
+	onproxy=(taskset -c "$proxy_cpus" env)
 	onload=(taskset -c "$load_cpus")
 	layout="proxies pinned alone to cpu $proxy_cpus, wrk + workers + etcd to cpu $load_cpus"
 else
@@ -57,6 +59,9 @@ else
 	onload=(env)
 	layout="no pinning: every process on all $ncpu cores"
 fi
+
+gogc=() # the Go proxies' environment
+if [ -n "${GOGC_PROXIES:-}" ]; then gogc=("GOGC=$GOGC_PROXIES"); layout="$layout; GOGC=$GOGC_PROXIES for the Go proxies"; fi
 
 tmp=$(mktemp -d)
 pids=()
@@ -112,14 +117,14 @@ done
 declare -A proc # target -> pids whose CPU is the proxy's
 gw_port=$(freeport)
 pprof_port=$(freeport)
-"${onproxy[@]}" "$tmp/gateway" -etcd "127.0.0.1:$etcd_port" -listen "127.0.0.1:$gw_port" -pprof "127.0.0.1:$pprof_port" >"$tmp/gateway.log" 2>&1 &
+"${onproxy[@]}" "${gogc[@]}" "$tmp/gateway" -etcd "127.0.0.1:$etcd_port" -listen "127.0.0.1:$gw_port" -pprof "127.0.0.1:$pprof_port" >"$tmp/gateway.log" 2>&1 &
 pids+=($!)
 proc[gateway]=$!
 waitfor "http://127.0.0.1:$gw_port/svc/worker/hello"
 targets=(direct gateway nginx bare)
 if [ -n "${BASE_GATEWAY:-}" ]; then # another gateway binary, to compare builds in one run
 	gw0_port=$(freeport)
-	"${onproxy[@]}" "$BASE_GATEWAY" -etcd "127.0.0.1:$etcd_port" -listen "127.0.0.1:$gw0_port" >"$tmp/gateway0.log" 2>&1 &
+	"${onproxy[@]}" "${gogc[@]}" "$BASE_GATEWAY" -etcd "127.0.0.1:$etcd_port" -listen "127.0.0.1:$gw0_port" >"$tmp/gateway0.log" 2>&1 &
 	pids+=($!)
 	proc[gateway0]=$!
 	waitfor "http://127.0.0.1:$gw0_port/svc/worker/hello"
@@ -147,7 +152,7 @@ proc[nginx]="$ng_master $(pgrep -P "$ng_master" | tr '\n' ' ')"
 
 bare_port=$(freeport)
 bare_pprof=$(freeport)
-"${onproxy[@]}" "$tmp/bareproxy" -listen "127.0.0.1:$bare_port" -pprof "127.0.0.1:$bare_pprof" -upstreams "$(IFS=,; echo "${upstreams[*]}")" >"$tmp/bare.log" 2>&1 &
+"${onproxy[@]}" "${gogc[@]}" "$tmp/bareproxy" -listen "127.0.0.1:$bare_port" -pprof "127.0.0.1:$bare_pprof" -upstreams "$(IFS=,; echo "${upstreams[*]}")" >"$tmp/bare.log" 2>&1 &
 pids+=($!)
 proc[bare]=$!
 waitfor "http://127.0.0.1:$bare_port/svc/worker/hello"
@@ -173,24 +178,30 @@ ticks() { # [-s] pids... -> their user + system (-s: system only) CPU time, in c
 	done
 	echo "$t"
 }
-busy() { # -> busy and total jiffies of the load's cores, from /proc/stat
-	awk -v r="$load_cpus" 'BEGIN { split(r, a, "-"); lo = a[1]; hi = (a[2] == "" ? a[1] : a[2]) }
+busy() { # cpus (such as 0-2) -> their busy and total jiffies, from /proc/stat
+	awk -v r="$1" 'BEGIN { split(r, a, "-"); lo = a[1]; hi = (a[2] == "" ? a[1] : a[2]) }
 		$1 ~ /^cpu[0-9]+$/ { n = substr($1, 4) + 0; if (n < lo || n > hi) next
 			tot = 0; for (i = 2; i <= 9; i++) tot += $i; b += tot - $5 - $6; all += tot }
 		END { print b, all }' /proc/stat
 }
 
-declare -A rps p50 p99 us sus pcpu lcpu
+declare -A rps p50 p99 us sus pcpu lcpu foreign
 ms() { # wrk latency such as 512.00us, 1.23ms, 1.01s -> milliseconds
 	awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) n /= 1000; else if (v ~ /s$/ && v !~ /ms$/) n *= 1000; printf "%.3f", n }'
 }
 for r in $(seq 1 "$rounds"); do
 	for t in "${targets[@]}"; do
 		c0=$(ticks ${proc[$t]}) s0=$(ticks -s ${proc[$t]})
-		read -r b0 a0 < <(busy)
+		read -r b0 a0 < <(busy "$load_cpus")
+		if [ "$pin" = 1 ]; then read -r f0 _ < <(busy "$proxy_cpus"); fi
 		out=$("${onload[@]}" wrk -t1 -c"$conns" -d"${secs}s" --latency "${url[$t]}")
 		c1=$(ticks ${proc[$t]}) s1=$(ticks -s ${proc[$t]})
-		read -r b1 a1 < <(busy)
+		read -r b1 a1 < <(busy "$load_cpus")
+		if [ "$pin" = 1 ]; then
+			# what else ran on the proxies' core: other processes of the machine
+			read -r f1 _ < <(busy "$proxy_cpus")
+			foreign[$t]+="$(awk -v f=$((f1 - f0 - (c1 - c0))) -v hz="$hz" -v s="$secs" 'BEGIN {printf "%.0f%%", (f < 0 ? 0 : f) / hz / s * 100}') "
+		fi
 		if echo "$out" | grep -q 'Non-2xx\|Socket errors'; then
 			echo "bench-gateway: $t had errors in round $r:" >&2
 			echo "$out" >&2
@@ -226,8 +237,8 @@ for t in "${targets[@]}"; do
 		"$(awk -v a="$m" -v b="$direct" 'BEGIN {print a / b}')" "$u" "$su" "$pc" "$(echo "${lcpu[$t]}" | median)"
 done
 
-echo "each round (req/s, proxy_us):"
-for t in "${targets[@]}"; do printf '  %-8s %s| %s\n' "$t" "${rps[$t]}" "${us[$t]}"; done
+echo "each round: req/s | proxy_us | CPU that other processes took on the proxies' core (a disturbed round)"
+for t in "${targets[@]}"; do printf '  %-8s %s| %s| %s\n' "$t" "${rps[$t]}" "${us[$t]:-}" "${foreign[$t]:-}"; done
 
 if [ -n "${PROFILE:-}" ]; then
 	# The bare proxy's profile goes beside the gateway's (cpu.pprof ->

@@ -183,7 +183,7 @@ type attempt struct {
 	traced bool
 	conn   *countingConn
 	base   int64
-	trace  httptrace.ClientTrace
+	trace  *httptrace.ClientTrace // nil untraced
 }
 
 func (a *attempt) gotConn(info httptrace.GotConnInfo) {
@@ -236,8 +236,8 @@ func (t *pickingTransport) roundTrip(c *call, req *http.Request) (*http.Response
 			// A fresh trace each attempt: WithClientTrace composes it with
 			// the ReverseProxy's own.
 			a.conn, a.base = nil, 0
-			a.trace = httptrace.ClientTrace{GotConn: a.gotConn}
-			ctx = httptrace.WithClientTrace(ctx, &a.trace)
+			a.trace = &httptrace.ClientTrace{GotConn: a.gotConn}
+			ctx = httptrace.WithClientTrace(ctx, a.trace)
 		}
 		out := req.WithContext(ctx) // RoundTrip must not change req
 		u := *req.URL
