@@ -23,7 +23,9 @@
 # gateway0, to compare two builds in one run.
 # PROFILE=cpu.pprof also takes CPU profiles of the gateway (cpu.pprof) and
 # of the bare proxy (cpu-bare.pprof) under the same load, after the rounds
-# (go tool pprof -top cpu.pprof reads them).
+# (go tool pprof -top cpu.pprof reads them), and splits each per request
+# into net/http + kernel + runtime (the floor) and the gateway's own work
+# (examples/bench/profsplit).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -97,7 +99,8 @@ waitfor() { # url
 
 echo "building"
 (cd embedded && go build -o "$tmp/roster-etcd" ./cmd/roster-etcd)
-(cd examples && go build -o "$tmp/gateway" ./gateway && go build -o "$tmp/worker" ./worker && go build -o "$tmp/bareproxy" ./bench/bareproxy)
+(cd examples && go build -o "$tmp/gateway" ./gateway && go build -o "$tmp/worker" ./worker && go build -o "$tmp/bareproxy" ./bench/bareproxy &&
+	go build -o "$tmp/profsplit" ./bench/profsplit)
 
 etcd_port=$(freeport)
 "${onload[@]}" "$tmp/roster-etcd" --listen-client-urls "http://127.0.0.1:$etcd_port" --listen-peer-urls "http://127.0.0.1:$(freeport)" \
@@ -259,5 +262,6 @@ if [ -n "${PROFILE:-}" ]; then
 		# per request: the profile's samples divided by this rate (wrk's, over secs + 2)
 		rate=$(awk '/^Requests\/sec/ {print $2}' "$tmp/wrk-profile.txt")
 		echo "$t under the profile: $rate req/s, $(awk -v c=$((c1 - c0)) -v hz="$hz" -v r="$rate" -v s="$secs" 'BEGIN {printf "%.1f", c / hz * 1e6 / (r * s)}') µs of CPU per request"
+		go tool pprof -traces "$out" 2>/dev/null | "$tmp/profsplit" -rate "$rate" -seconds "$secs"
 	done
 fi
