@@ -3,6 +3,7 @@ package discovery_test
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sync"
 	"testing"
@@ -41,11 +42,19 @@ func requireListing(t *testing.T, set *discovery.ServiceSet, view map[string]boo
 		want = servicesTruth(t, cli)
 		return slices.Equal(want, set.Snapshot().Names())
 	}, "listing did not converge")
-	got := make([]string, 0, len(view))
-	for s := range view {
-		got = append(got, s)
+	// The reader applies the changes on its own goroutine: the listing is
+	// current before the last change has reached it.
+	var got []string
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		applyMu.Lock()
+		got = slices.Sorted(maps.Keys(view))
+		applyMu.Unlock()
+		if slices.Equal(want, got) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(5 * time.Millisecond) // polling a condition, with a deadline
 	}
-	slices.Sort(got)
 	assert.Equal(t, want, got, "the changes add up to the listing")
 }
 
@@ -96,8 +105,6 @@ func TestServicesListAndWatch(t *testing.T) {
 	follow()
 	check := func() {
 		t.Helper()
-		applyMu.Lock()
-		defer applyMu.Unlock()
 		requireListing(t, set, view, direct)
 	}
 
