@@ -217,16 +217,17 @@ func TestFaultsAtTransitions(t *testing.T) {
 			noneLeft(t, g.plain, g.ns, transitionTTL+2*time.Second)
 		})
 		t.Run(mode.name+"/restore", func(t *testing.T) {
-			// The lease is revoked from outside and the registrar is cut off
-			// at once: its new grant and its writing back meet the fault.
+			// The registrar is cut off and its lease revoked from outside:
+			// its new grant and its writing back meet the fault. (Revoked
+			// first, it could restore before the cut.)
 			t.Parallel()
 			logs := &records{}
 			g := newRig(t, etcdtest.Start(t), "/"+mode.name+"-restore", testTTL, registry.WithLogger(slog.New(logs)))
 			ids := registerN(t, g.r, "users", 3)
 			old := g.r.Status().Lease
+			mode.apply(g.proxy)
 			_, err := g.plain.Revoke(testCtx(t), old)
 			require.NoError(t, err)
-			mode.apply(g.proxy)
 			waitEvent(t, g.r, registry.EventLost, 3*testTTL)
 			ev := waitEvent(t, g.r, registry.EventError, 3*testTTL) // an attempt failed
 			t.Logf("while cut off: %v", ev)
