@@ -152,6 +152,7 @@ func (c *Child) signal(sig syscall.Signal, paused bool) {
 	defer c.mu.Unlock()
 	if c.paused != paused && c.cmd.Process.Signal(sig) == nil {
 		c.paused = paused
+		awaitStopped(c.cmd.Process.Pid, paused)
 	}
 }
 

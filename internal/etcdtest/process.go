@@ -104,6 +104,7 @@ func (p *process) setPaused(paused bool) {
 	}
 	if p.cmd.Process.Signal(sig) == nil {
 		p.paused = paused
+		awaitStopped(p.cmd.Process.Pid, paused)
 	}
 }
 
