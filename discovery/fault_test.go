@@ -34,7 +34,7 @@ func TestCacheRelistsAfterCompactionWhileCutOff(t *testing.T) {
 			c := cache(t, discoverer(t, etcdtest.NewClient(t, proxy.Endpoint())), "svc")
 			require.NoError(t, c.WaitSynced(ctxT(t)))
 			requireConverges(t, c, direct)
-			lists := c.Stats().Lists
+			lists, restarts := c.Stats().Lists, c.Stats().Restarts
 			before := c.Snapshot().Revision()
 
 			fault.start(proxy)
@@ -47,6 +47,10 @@ func TestCacheRelistsAfterCompactionWhileCutOff(t *testing.T) {
 			require.NoError(t, err)
 			require.Greater(t, rev, before)
 			eventually(t, func() bool { return c.Err() != nil }, "the fault went unnoticed")
+			// Hold the fault until the cache gave its watch up: behind a
+			// paused proxy, etcd may have sent the events before the
+			// compaction, and a watch still open would deliver them.
+			eventually(t, func() bool { return c.Stats().Restarts > restarts }, "the watch was not given up")
 
 			proxy.Restore()
 			requireConverges(t, c, direct)
