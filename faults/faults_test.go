@@ -379,7 +379,11 @@ func (s *suite) compactWhileCut(t *testing.T, round int, fault string, cut func(
 	require.NoError(t, err)
 	ctx, cancel := context.WithTimeout(context.Background(), patience)
 	defer cancel()
-	resp, err := s.observer.Put(ctx, keys.InstanceKey(keys.DefaultNamespace, probe.Service, probe.ID), string(value))
+	_, err = s.observer.Put(ctx, keys.InstanceKey(keys.DefaultNamespace, probe.Service, probe.ID), string(value))
+	require.NoError(t, err)
+	// Compact past the change itself: a watch that had seen everything
+	// before it could otherwise resume at its revision, with no re-list.
+	resp, err := s.observer.Put(ctx, "/faults-compaction-mark", fmt.Sprint(round))
 	require.NoError(t, err)
 	_, err = s.observer.Compact(ctx, resp.Header.Revision, clientv3.WithCompactPhysical())
 	require.NoError(t, err)
