@@ -101,7 +101,8 @@ func (r *Registrar) put(ctx context.Context, e *entry, next func(*entry) (roster
 				wval = string(b)
 			}
 		}
-		unchanged := e.registered && e.val == wval && !e.dirty && e.inPlace(lease)
+		inPlace := e.registered && e.inPlace(lease)
+		unchanged := inPlace && e.val == wval && !e.dirty
 		if unchanged {
 			inst.Metadata = maps.Clone(inst.Metadata)
 			e.inst = inst
@@ -113,7 +114,11 @@ func (r *Registrar) put(ctx context.Context, e *entry, next func(*entry) (roster
 			return nil
 		}
 		octx, cancel := opContext(ctx, s)
-		res, err := writeAll(octx, r.cli, []write{{key: e.key, val: wval}}, lease, r.owns)
+		w := write{key: e.key, val: wval}
+		if inPlace {
+			w.from = lease // an update: one comparison, of the lease
+		}
+		res, err := writeAll(octx, r.cli, []write{w}, lease, r.owns)
 		cancel()
 		r.mu.Lock()
 		e.pending = ""

