@@ -57,26 +57,30 @@ func registerRosterWith(ctx context.Context, cli *clientv3.Client, n int, opts .
 // baseline), then a revoke. It has no ownership check, no watch and no
 // recovery.
 func registerRaw(ctx context.Context, cli *clientv3.Client, n int) error {
-	return registerRawWith(ctx, cli, n, func(key, val string, lease clientv3.LeaseID) error {
-		_, err := cli.Put(ctx, key, val, clientv3.WithLease(lease))
-		return err
-	})
+	return registerRawWith(ctx, cli, n, plainPut)
 }
 
 // registerGuarded is registerRaw with each put guarded, as the registrar's
 // are, so that it never overwrites a key that exists: it tells the cost of
 // the guard from the cost of the rest of the registrar.
 func registerGuarded(ctx context.Context, cli *clientv3.Client, n int) error {
-	return registerRawWith(ctx, cli, n, func(key, val string, lease clientv3.LeaseID) error {
-		_, err := cli.Txn(ctx).
-			If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
-			Then(clientv3.OpPut(key, val, clientv3.WithLease(lease))).
-			Commit()
-		return err
-	})
+	return registerRawWith(ctx, cli, n, guardedPut)
 }
 
-func registerRawWith(ctx context.Context, cli *clientv3.Client, n int, put func(key, val string, lease clientv3.LeaseID) error) error {
+func plainPut(ctx context.Context, cli *clientv3.Client, key, val string, lease clientv3.LeaseID) error {
+	_, err := cli.Put(ctx, key, val, clientv3.WithLease(lease))
+	return err
+}
+
+func guardedPut(ctx context.Context, cli *clientv3.Client, key, val string, lease clientv3.LeaseID) error {
+	_, err := cli.Txn(ctx).
+		If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
+		Then(clientv3.OpPut(key, val, clientv3.WithLease(lease))).
+		Commit()
+	return err
+}
+
+func registerRawWith(ctx context.Context, cli *clientv3.Client, n int, put func(context.Context, *clientv3.Client, string, string, clientv3.LeaseID) error) error {
 	lease, err := cli.Grant(ctx, int64(roster.DefaultTTL/time.Second))
 	if err != nil {
 		return err
@@ -86,12 +90,19 @@ func registerRawWith(ctx context.Context, cli *clientv3.Client, n int, put func(
 		if err != nil {
 			return err
 		}
-		if err := put(fmt.Sprintf("/roster/services/bench/i%05d", i), string(val), lease.ID); err != nil {
+		if err := put(ctx, cli, fmt.Sprintf("/roster/services/bench/i%05d", i), string(val), lease.ID); err != nil {
 			return err
 		}
 	}
+	return keepAliveAndRevoke(ctx, cli, lease.ID)
+}
+
+// keepAliveAndRevoke starts the lease's keep-alive stream (not awaited:
+// clientv3 sends its first keep-alive on a 500 ms tick, which would put up
+// to half a second of idle time into the baseline), then revokes it.
+func keepAliveAndRevoke(ctx context.Context, cli *clientv3.Client, lease clientv3.LeaseID) error {
 	kctx, cancel := context.WithCancel(ctx)
-	ch, err := cli.KeepAlive(kctx, lease.ID)
+	ch, err := cli.KeepAlive(kctx, lease)
 	if err != nil {
 		cancel()
 		return err
@@ -99,7 +110,7 @@ func registerRawWith(ctx context.Context, cli *clientv3.Client, n int, put func(
 	cancel()
 	for range ch { // drained so the client is not left with a full queue
 	}
-	_, err = cli.Revoke(ctx, lease.ID)
+	_, err = cli.Revoke(ctx, lease)
 	return err
 }
 
@@ -128,15 +139,16 @@ func BenchmarkRegister(b *testing.B) {
 	}
 }
 
-// TestRegisterOverhead measures the same as BenchmarkRegister in
-// alternating rounds, which cancels out drift on a shared machine, and logs
-// the median ratio for each size. It runs only with ROSTER_BENCH=1; the
-// sizes are 1,000 unless ROSTER_SCALE lists others ("100,1000,10000"):
+// TestRegisterOverhead measures what BenchmarkRegister does, op by op: each
+// round runs the four ways side by side, one registration of each in turn
+// (in a rotating order, each on its own client and under its own service),
+// so that the disk's drift, which moves a WAL fsync by tens of percent
+// within seconds, reaches all four alike. It logs each round's ratio of
+// total time and the median over the rounds. It runs only with
+// ROSTER_BENCH=1; the sizes are 1,000 unless ROSTER_SCALE lists others
+// ("100,1000,10000"):
 //
 //	ROSTER_BENCH=1 go test -run RegisterOverhead -v ./registry
-//
-// Each size runs the registrar with metrics off and with metrics on (an
-// OpenTelemetry SDK meter provider), in the same rounds.
 func TestRegisterOverhead(t *testing.T) {
 	if os.Getenv("ROSTER_BENCH") != "1" {
 		t.Skip("set ROSTER_BENCH=1 to measure")
@@ -153,7 +165,6 @@ func TestRegisterOverhead(t *testing.T) {
 		}
 	}
 	m := etcdtest.Start(t)
-	cli := m.Client()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	defer cancel()
 	for _, n := range sizes {
@@ -161,33 +172,97 @@ func TestRegisterOverhead(t *testing.T) {
 		if n > 1000 {
 			rounds = 3 // each round takes seconds
 		}
-		var ours, metered, raw, guarded []time.Duration
-		for round := range rounds {
-			cs := []struct {
-				run func(context.Context, *clientv3.Client, int) error
-				out *[]time.Duration
-			}{{registerRoster, &ours}, {registerRosterMetrics, &metered}, {registerRaw, &raw}, {registerGuarded, &guarded}}
-			if round%2 == 1 { // none always goes first
-				slices.Reverse(cs)
-			}
-			for _, c := range cs {
-				start := time.Now()
-				if err := c.run(ctx, cli, n); err != nil {
-					t.Fatal(err)
-				}
-				*c.out = append(*c.out, time.Since(start))
-			}
+		legs := []*leg{
+			rosterLeg(ctx, m.Client(), "roster"),
+			rosterLeg(ctx, m.Client(), "metered", registry.WithMeterProvider(meters)),
+			rawLeg(ctx, m.Client(), "raw", plainPut),
+			rawLeg(ctx, m.Client(), "guarded", guardedPut),
 		}
-		mo, mm, mr, mg := median(ours), median(metered), median(raw), median(guarded)
-		t.Logf("%d instances, median of %d rounds: roster %v (%v/instance), raw clientv3 %v (%v/instance), ratio %.2f; with metrics on (SDK meter provider) %v, ratio %.2f; raw with guarded puts %v, ratio %.2f",
-			n, rounds, mo.Round(time.Millisecond), mo/time.Duration(n), mr.Round(time.Millisecond), mr/time.Duration(n), float64(mo)/float64(mr),
-			mm.Round(time.Millisecond), float64(mm)/float64(mr),
-			mg.Round(time.Millisecond), float64(mo)/float64(mg))
+		ratios := make([][]float64, len(legs))
+		for round := range rounds {
+			for _, l := range legs {
+				l.total = 0
+				l.timed(t, l.start)
+			}
+			for i := range n {
+				for j := range legs {
+					l := legs[(i+j)%len(legs)]
+					l.timed(t, func() error { return l.put(i) })
+				}
+			}
+			for _, l := range legs {
+				l.timed(t, l.stop)
+			}
+			raw := legs[2].total
+			line := fmt.Sprintf("%d instances, round %d: raw clientv3 %v (%v/instance);", n, round, raw.Round(time.Millisecond), raw/time.Duration(n))
+			for j, l := range legs {
+				ratios[j] = append(ratios[j], float64(l.total)/float64(raw))
+				line += fmt.Sprintf(" %s %.3f", l.name, ratios[j][round])
+			}
+			t.Log(line)
+		}
+		r, mr, g := ratios[0], ratios[1], ratios[3]
+		t.Logf("%d instances, %d rounds: roster vs raw clientv3 median %.2f (%.2f–%.2f); with metrics on (SDK meter provider) %.2f (%.2f–%.2f); raw with guarded puts %.2f (%.2f–%.2f), so roster vs guarded %.2f",
+			n, rounds, medianOf(r), slices.Min(r), slices.Max(r), medianOf(mr), slices.Min(mr), slices.Max(mr),
+			medianOf(g), slices.Min(g), slices.Max(g), medianOf(r)/medianOf(g))
 	}
 }
 
-func median(ds []time.Duration) time.Duration {
-	s := slices.Clone(ds)
+// A leg is one way of registering instances, timed call by call.
+type leg struct {
+	name  string
+	start func() error
+	put   func(i int) error
+	stop  func() error
+	total time.Duration
+}
+
+func (l *leg) timed(t *testing.T, f func() error) {
+	t.Helper()
+	start := time.Now()
+	if err := f(); err != nil {
+		t.Fatalf("%s: %v", l.name, err)
+	}
+	l.total += time.Since(start)
+}
+
+func rosterLeg(ctx context.Context, cli *clientv3.Client, service string, opts ...registry.Option) *leg {
+	var r *registry.Registrar
+	return &leg{
+		name:  service,
+		start: func() (err error) { r, err = registry.New(cli, opts...); return err },
+		put: func(i int) error {
+			return r.Register(ctx, roster.Instance{Service: service, ID: fmt.Sprintf("i%05d", i), Addr: "10.0.0.1:8080"})
+		},
+		stop: func() error { return r.Shutdown(ctx) },
+	}
+}
+
+// rawLeg is registerRawWith's way, call by call.
+func rawLeg(ctx context.Context, cli *clientv3.Client, service string, put func(context.Context, *clientv3.Client, string, string, clientv3.LeaseID) error) *leg {
+	var lease clientv3.LeaseID
+	return &leg{
+		name: service,
+		start: func() error {
+			l, err := cli.Grant(ctx, int64(roster.DefaultTTL/time.Second))
+			if err == nil {
+				lease = l.ID
+			}
+			return err
+		},
+		put: func(i int) error {
+			val, err := roster.EncodeInstance(roster.Instance{Service: service, ID: fmt.Sprintf("i%05d", i), Addr: "10.0.0.1:8080"})
+			if err != nil {
+				return err
+			}
+			return put(ctx, cli, fmt.Sprintf("/roster/services/%s/i%05d", service, i), string(val), lease)
+		},
+		stop: func() error { return keepAliveAndRevoke(ctx, cli, lease) },
+	}
+}
+
+func medianOf(xs []float64) float64 {
+	s := slices.Clone(xs)
 	slices.Sort(s)
 	return s[len(s)/2]
 }
