@@ -238,17 +238,37 @@ func rosterLeg(ctx context.Context, cli *clientv3.Client, service string, opts .
 	}
 }
 
-// rawLeg is registerRawWith's way, call by call.
+// rawLeg is registerRawWith's way, call by call, except that the lease is
+// kept alive from the start: side by side, a round at 10,000 instances
+// outlasts the TTL.
 func rawLeg(ctx context.Context, cli *clientv3.Client, service string, put func(context.Context, *clientv3.Client, string, string, clientv3.LeaseID) error) *leg {
-	var lease clientv3.LeaseID
+	var (
+		lease   clientv3.LeaseID
+		stopKA  context.CancelFunc
+		drained chan struct{}
+	)
 	return &leg{
 		name: service,
 		start: func() error {
 			l, err := cli.Grant(ctx, int64(roster.DefaultTTL/time.Second))
-			if err == nil {
-				lease = l.ID
+			if err != nil {
+				return err
 			}
-			return err
+			lease = l.ID
+			var kctx context.Context
+			kctx, stopKA = context.WithCancel(ctx)
+			ch, err := cli.KeepAlive(kctx, lease)
+			if err != nil {
+				stopKA()
+				return err
+			}
+			drained = make(chan struct{})
+			go func() {
+				defer close(drained)
+				for range ch {
+				}
+			}()
+			return nil
 		},
 		put: func(i int) error {
 			val, err := roster.EncodeInstance(roster.Instance{Service: service, ID: fmt.Sprintf("i%05d", i), Addr: "10.0.0.1:8080"})
@@ -257,7 +277,12 @@ func rawLeg(ctx context.Context, cli *clientv3.Client, service string, put func(
 			}
 			return put(ctx, cli, fmt.Sprintf("/roster/services/%s/i%05d", service, i), string(val), lease)
 		},
-		stop: func() error { return keepAliveAndRevoke(ctx, cli, lease) },
+		stop: func() error {
+			stopKA()
+			<-drained
+			_, err := cli.Revoke(ctx, lease)
+			return err
+		},
 	}
 }
 
