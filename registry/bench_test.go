@@ -51,11 +51,11 @@ func registerRosterWith(ctx context.Context, cli *clientv3.Client, n int, opts .
 }
 
 // registerRaw is the baseline: what an application does with clientv3
-// alone. One lease, n plain puts of the same encoded values, the keep-alive
-// stream started (not awaited: clientv3 sends its first keep-alive on a
-// 500 ms tick, which would put up to half a second of idle time into the
-// baseline), then a revoke. It has no ownership check, no watch and no
-// recovery.
+// alone. One lease kept alive (the keep-alive stream started, not awaited:
+// clientv3 sends its first keep-alive on a 500 ms tick, which would put up
+// to half a second of idle time into the baseline), n plain puts of the
+// same encoded values, then a revoke. It has no ownership check, no watch
+// and no recovery.
 func registerRaw(ctx context.Context, cli *clientv3.Client, n int) error {
 	return registerRawWith(ctx, cli, n, plainPut)
 }
@@ -81,37 +81,16 @@ func guardedPut(ctx context.Context, cli *clientv3.Client, key, val string, leas
 }
 
 func registerRawWith(ctx context.Context, cli *clientv3.Client, n int, put func(context.Context, *clientv3.Client, string, string, clientv3.LeaseID) error) error {
-	lease, err := cli.Grant(ctx, int64(roster.DefaultTTL/time.Second))
-	if err != nil {
+	l := rawLeg(ctx, cli, "bench", put)
+	if err := l.start(); err != nil {
 		return err
 	}
 	for i := range n {
-		val, err := roster.EncodeInstance(roster.Instance{Service: "bench", ID: fmt.Sprintf("i%05d", i), Addr: "10.0.0.1:8080"})
-		if err != nil {
-			return err
-		}
-		if err := put(ctx, cli, fmt.Sprintf("/roster/services/bench/i%05d", i), string(val), lease.ID); err != nil {
+		if err := l.put(i); err != nil {
 			return err
 		}
 	}
-	return keepAliveAndRevoke(ctx, cli, lease.ID)
-}
-
-// keepAliveAndRevoke starts the lease's keep-alive stream (not awaited:
-// clientv3 sends its first keep-alive on a 500 ms tick, which would put up
-// to half a second of idle time into the baseline), then revokes it.
-func keepAliveAndRevoke(ctx context.Context, cli *clientv3.Client, lease clientv3.LeaseID) error {
-	kctx, cancel := context.WithCancel(ctx)
-	ch, err := cli.KeepAlive(kctx, lease)
-	if err != nil {
-		cancel()
-		return err
-	}
-	cancel()
-	for range ch { // drained so the client is not left with a full queue
-	}
-	_, err = cli.Revoke(ctx, lease)
-	return err
+	return l.stop()
 }
 
 // Acceptance 7: registering 1,000 instances and keeping them alive, against
@@ -238,9 +217,7 @@ func rosterLeg(ctx context.Context, cli *clientv3.Client, service string, opts .
 	}
 }
 
-// rawLeg is registerRawWith's way, call by call, except that the lease is
-// kept alive from the start: side by side, a round at 10,000 instances
-// outlasts the TTL.
+// rawLeg is registerRaw's way, call by call, for service's keys.
 func rawLeg(ctx context.Context, cli *clientv3.Client, service string, put func(context.Context, *clientv3.Client, string, string, clientv3.LeaseID) error) *leg {
 	var (
 		lease   clientv3.LeaseID
