@@ -114,9 +114,8 @@ type state struct {
 	ring ring  // ConsistentHash
 
 	// Weighted: one precomputed smooth cycle, or the stride walk.
-	seq    []*entry
-	total  modulus
-	stride uint64
+	seq           []*entry
+	total, stride uint64
 }
 
 // base is what every picker shares: the source, the state for the current

@@ -46,7 +46,7 @@ func NewWeighted(src Source, opts ...PickerOption) (*Weighted, error) {
 
 // deriveWeighted precomputes the cycle, or the stride, for a new state.
 func deriveWeighted(st *state) {
-	st.seq, st.total, st.stride = nil, modulus{}, 0
+	st.seq, st.total, st.stride = nil, 0, 0
 	if st.vec.n == 0 {
 		return
 	}
@@ -68,7 +68,7 @@ func deriveWeighted(st *state) {
 	for gcd(s, w) != 1 {
 		s++
 	}
-	st.total, st.stride = newModulus(w), s
+	st.total, st.stride = w, s
 }
 
 // smoothCycle runs nginx's smooth weighted round-robin for one cycle of
@@ -110,11 +110,11 @@ func (p *Weighted) Pick() (Picked, error) {
 		c = p.next.Add(1) - 1
 		e = st.seq[c%uint64(len(st.seq))]
 	} else {
-		// Each pick moves the position a stride on. (The sum wraps
-		// around 2^64 after billions of picks; that pick is off its place
-		// once.)
+		// Each pick moves the position a stride on: one division a pick.
+		// (The sum wraps around 2^64 after billions of picks; that pick
+		// is off its place once.)
 		c = p.pos.Add(st.stride)
-		e = st.vec.search(st.total.of(c))
+		e = st.vec.search(c % st.total)
 	}
 	if p.usable(e) {
 		return p.take(e), nil

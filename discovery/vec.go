@@ -14,14 +14,13 @@ import "math/bits"
 // and the vector the running sums of its chunks'. A point of the weight
 // line [0, total) is then a binary search of the chunks' sums (a few
 // cache lines every pick reads), and in the chunk an index: its weight
-// cut in buckets of a power of two, up to two an entry, each marking the
-// entry its start falls in, so that the point's bucket leaves one or two
-// entries to search, where a binary search of the chunk is ten dependent
-// loads.
+// cut in one bucket per two entries, each marking the entry its start
+// falls in, so that the point's bucket leaves two or three entries to
+// search, where a binary search of the chunk is ten dependent loads.
 type vec struct {
 	chunks [][]*entry // chunk k holds entries k*vchunk..; all but the last are full
 	sums   [][]uint64 // weighted: sums[k][j] is the weight of chunk k's entries 0..j
-	marks  [][]uint16 // weighted: chunk k's buckets of its weight line (see mark)
+	marks  [][]uint16 // weighted: marks[k][b] is the entry of chunk k holding the start of its bucket b
 	tot    []uint64   // weighted: tot[k] is the weight of chunks 0..k
 	owner  []uint64   // the generation that copied chunk k
 	gen    uint64     // the generation that copied the arrays above
@@ -55,36 +54,35 @@ func (v *vec) search(pos uint64) *entry {
 		pos -= v.tot[k-1]
 	}
 	s, m := v.sums[k], v.marks[k]
-	b := 1 + int(pos>>m[0]) // pos's bucket, after the width
+	hi, lo := bits.Mul64(pos, uint64(len(m)))
+	b, _ := bits.Div64(hi, lo, s[len(s)-1]) // pos's bucket
 	j, end := int(m[b]), len(s)
-	if b+1 < len(m) {
+	if b+1 < uint64(len(m)) {
 		end = int(m[b+1]) + 1
 	}
 	return v.chunks[k][j+above(s[j:end], pos)]
 }
 
-// mark recomputes the buckets of chunk k: marks[k][0] is the log2 of
-// their width, the least that makes no more than two buckets an entry,
-// and marks[k][1+b] the entry holding the start of bucket b. A width of a
-// power of two makes a point's bucket a shift (a bucket of the weight's
-// nth part took a division, about 6 ns of a 60 ns pick), and two buckets
-// an entry leave one or two entries to search.
+// mark recomputes the buckets of chunk k.
 func (v *vec) mark(k int) {
 	s := v.sums[k]
-	w := s[len(s)-1]
-	shift := uint(0)
-	for (w-1)>>shift >= 2*uint64(len(s)) {
-		shift++
-	}
-	n := int((w-1)>>shift) + 1
-	m := make([]uint16, 1, 1+n)
-	m[0] = uint16(shift)
+	n := (len(s) + 1) / 2
+	m := make([]uint16, 0, n)
+	// The start of bucket b is b·w/n rounded down, stepped without a
+	// division a bucket.
+	w, un := s[len(s)-1], uint64(n)
+	step, rest := w/un, w%un
+	var start, acc uint64
 	j := 0
-	for b := range n {
-		for s[j] <= uint64(b)<<shift {
+	for range n {
+		for s[j] <= start {
 			j++
 		}
 		m = append(m, uint16(j))
+		start, acc = start+step, acc+rest
+		if acc >= un {
+			start, acc = start+1, acc-un
+		}
 	}
 	v.marks[k] = m
 }
