@@ -2,6 +2,7 @@ package registry_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"slices"
@@ -87,7 +88,7 @@ func registerRawWith(ctx context.Context, cli *clientv3.Client, n int, put func(
 	}
 	for i := range n {
 		if err := l.put(i); err != nil {
-			return err
+			return errors.Join(err, l.stop())
 		}
 	}
 	return l.stop()
