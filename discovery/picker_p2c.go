@@ -23,10 +23,12 @@ const DefaultLatencyDecay = 10 * time.Second
 // slow instances without load reports, and unlike "least loaded" it does
 // not send every concurrent caller to the same instance.
 //
-// An instance whose latency is older than a tenth of the decay and that
-// has no call in flight gets the next call it is sampled for, so that a
-// slow instance that turned fast again is noticed though the average kept
-// it out; its average then takes about decay × ln(slow/fast) to come down.
+// An instance whose latency is older than a tenth of the decay gets the
+// next call it is sampled for, one such probe per tenth of the decay, so
+// that a slow instance that turned fast again is noticed though the average
+// kept it out; its average then takes about decay × ln(slow/fast) to come
+// down. Calls of its own in flight do not stop a probe: a long stream must
+// not keep an instance that was once slow from being measured again.
 type P2C struct {
 	base
 	decay int64 // nanoseconds
@@ -43,9 +45,10 @@ type P2C struct {
 
 // latency is one instance's moving average of call latency.
 type latency struct {
-	ewma atomic.Int64 // nanoseconds, ≥ 1 once set
-	at   atomic.Int64 // when it was last updated, Unix nanoseconds
-	n    atomic.Int64 // samples
+	ewma  atomic.Int64 // nanoseconds, ≥ 1 once set
+	at    atomic.Int64 // when it was last updated, Unix nanoseconds
+	n     atomic.Int64 // samples
+	probe atomic.Int64 // when a pick last claimed a probe of it
 }
 
 // warmSamples are the first samples of an instance, averaged at least as
@@ -123,10 +126,10 @@ func (p *P2C) lighter(a, b *entry) *entry {
 	la, lb := p.latencyOf(a), p.latencyOf(b)
 	if la != nil || lb != nil {
 		now := p.clock.Load()
-		if ia == 0 && la != nil && now-la.at.Load() > p.decay/10 {
-			return a // probe
+		if p.probe(la, now) {
+			return a
 		}
-		if ib == 0 && lb != nil && now-lb.at.Load() > p.decay/10 {
+		if p.probe(lb, now) {
 			return b
 		}
 	}
@@ -145,6 +148,22 @@ func (p *P2C) lighter(a, b *entry) *entry {
 		return b
 	}
 	return a
+}
+
+// probe reports whether this pick claims a probe of l's instance: its
+// latency, and its last probe, are older than a tenth of the decay at now
+// (the time of the last Observe). Of the picks that see it stale at once,
+// one claims it.
+func (p *P2C) probe(l *latency, now int64) bool {
+	if l == nil {
+		return false
+	}
+	stale := p.decay / 10
+	if now-l.at.Load() <= stale {
+		return false
+	}
+	last := l.probe.Load()
+	return now-last > stale && l.probe.CompareAndSwap(last, now)
 }
 
 func (p *P2C) latencyOf(e *entry) *latency {

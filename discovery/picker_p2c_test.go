@@ -59,6 +59,53 @@ func TestP2CLatencyAvoidsSlowAndRecovers(t *testing.T) {
 	t.Logf("fast again: back to %.1f%% after %v (decay 1s)", 100*share, clock.Now().Sub(start).Round(time.Millisecond))
 }
 
+// Every instance keeps a call in flight for long (a stream each), and one
+// of them was slow: it is still measured again, through a probe once its
+// latency is a tenth of the decay old, and its share comes back when it is
+// fast again.
+func TestP2CProbesInstancesWithLongCallsInFlight(t *testing.T) {
+	clock := &fakeClock{now: time.Unix(1e9, 0)}
+	src := newStatic(nInstances(3)...)
+	p := must(NewP2C(src, WithClock(clock.Now), WithLatencyDecay(time.Second)))
+	slow := src.Snapshot().At(0).ID
+	lat := map[string]time.Duration{slow: 20 * time.Millisecond}
+	for _, in := range nInstances(3)[1:] {
+		lat[in.ID] = 500 * time.Microsecond
+	}
+	serve(p, clock, lat, 300) // learn
+
+	streams := make(map[string]Picked)
+	for range 10000 {
+		pk, err := p.Pick()
+		require.NoError(t, err)
+		if _, ok := streams[pk.Instance.ID]; !ok {
+			streams[pk.Instance.ID] = pk
+			if len(streams) == 3 {
+				break
+			}
+			continue
+		}
+		clock.Advance(lat[pk.Instance.ID])
+		p.Observe(pk, lat[pk.Instance.ID])
+		pk.Done(nil)
+	}
+	require.Len(t, streams, 3, "a stream on each instance")
+	defer func() {
+		for _, pk := range streams {
+			pk.Done(nil)
+		}
+	}()
+
+	lat[slow] = 500 * time.Microsecond
+	start := clock.Now()
+	for share := 0.0; share < 0.25; {
+		got := serve(p, clock, lat, 1000)
+		share = float64(got[slow]) / 1000
+		require.Less(t, clock.Now().Sub(start), 30*time.Second, "not measured again with calls in flight; share %.3f", share)
+	}
+	t.Logf("fast again, streams on every instance: its share came back after %v (decay 1s)", clock.Now().Sub(start).Round(time.Millisecond))
+}
+
 // Without Observe, P2C weighs calls in flight alone, as before.
 func TestP2CWithoutLatencyIsInFlight(t *testing.T) {
 	src := newStatic(nInstances(2)...)

@@ -87,8 +87,9 @@ func TestEjectionAndRecovery(t *testing.T) {
 			failures, calls := 0, 0
 			var ejectedAt time.Time
 			// roster_p2c may leave the bad backend alone for a while (if its
-			// first calls looked slow, it is tried again only once idle for
-			// a tenth of the latency decay, 1 s): call until it is ejected.
+			// first calls looked slow, it is tried again only once its
+			// latency is a tenth of the decay old, 1 s): call until it is
+			// ejected.
 			for failures < ejectAfter && time.Since(start) < 10*time.Second {
 				calls++
 				if callOnce() != nil {
