@@ -24,14 +24,22 @@ func TestDrainStopsNewCallsAndLetsInFlightFinish(t *testing.T) {
 			regA := e.register(t, a, "drain", 0)
 			e.register(t, b, "drain", 0)
 			e.register(t, c, "drain", 0)
-			client := testgrpc.NewTestServiceClient(e.dial(t, "drain", lb(policy)))
+			sc := lb(policy)
+			if policy == rostergrpc.P2CName {
+				// A backend whose first calls looked slow (a loaded machine)
+				// is measured again a tenth of the decay later: 100 ms, not
+				// the default second, so that a gets its share of the load.
+				sc = `{"loadBalancingConfig":[{"roster_p2c":{"decay":"1s"}}]}`
+			}
+			client := testgrpc.NewTestServiceClient(e.dial(t, "drain", sc))
 			reaches(t, client, "a", "b", "c")
 
-			// Calls held in flight on every backend, a among them.
+			// Calls held in flight, two or more on every backend, so that
+			// they weigh alike on each for roster_p2c.
 			var held sync.WaitGroup
 			heldErrs := make(chan error, 64)
-			for started := int64(1); a.inflight.Load() < 2; started++ {
-				require.Less(t, started, int64(40), "held calls never reached a")
+			for started := int64(1); min(a.inflight.Load(), b.inflight.Load(), c.inflight.Load()) < 2; started++ {
+				require.Less(t, started, int64(40), "held calls never reached every backend twice")
 				held.Go(func() {
 					_, err := client.UnaryCall(context.Background(), &testgrpc.SimpleRequest{ResponseSize: holdSize})
 					heldErrs <- err

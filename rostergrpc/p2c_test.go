@@ -54,10 +54,17 @@ func TestP2CAvoidsSlowBackendAndRecovers(t *testing.T) {
 	slow.delay.Store(int64(20 * time.Millisecond))
 
 	for _, callers := range []int{1, 4} {
-		got, total := loadShares(t, c, callers, 2*time.Second)
-		share := float64(got["slow"]) / float64(total)
-		t.Logf("%d caller(s), slow backend at 20 ms: %d calls, slow %d (%.1f%%), fast %d + %d",
-			callers, total, got["slow"], 100*share, got["fast1"], got["fast2"])
+		// Up to three rounds: on a machine loaded enough that calls to the
+		// fast backends take tens of milliseconds too, 20 ms is no longer
+		// slow, and the slow one's probes are a larger share of fewer
+		// calls. A picker that does not avoid it gets a third every round.
+		share := 1.0
+		for round := 1; round <= 3 && share >= 0.15; round++ {
+			got, total := loadShares(t, c, callers, 2*time.Second)
+			share = float64(got["slow"]) / float64(total)
+			t.Logf("%d caller(s), slow backend at 20 ms, round %d: %d calls, slow %d (%.1f%%), fast %d + %d",
+				callers, round, total, got["slow"], 100*share, got["fast1"], got["fast2"])
+		}
 		assert.Less(t, share, 0.15, "share of the slow backend with %d caller(s)", callers)
 	}
 
@@ -81,8 +88,22 @@ func TestP2CSpreadsOverEqualBackends(t *testing.T) {
 	}
 	c := testgrpc.NewTestServiceClient(e.dial(t, "p2ceq", lb(rostergrpc.P2CName)))
 	reaches(t, c, "e1", "e2", "e3")
-	got, total := loadShares(t, c, 4, time.Second)
-	t.Logf("equal backends: %v of %d", got, total)
+	// Up to three rounds: on a loaded machine the latencies of equal
+	// backends differ by chance for a while, and p2c rightly follows them.
+	var got map[string]int
+	var total int
+	even := func() bool {
+		for _, name := range []string{"e1", "e2", "e3"} {
+			if d := float64(got[name])/float64(total) - 1.0/3; d < -0.12 || d > 0.12 {
+				return false
+			}
+		}
+		return true
+	}
+	for round := 1; round <= 3 && (round == 1 || !even()); round++ {
+		got, total = loadShares(t, c, 4, time.Second)
+		t.Logf("equal backends, round %d: %v of %d", round, got, total)
+	}
 	for _, name := range []string{"e1", "e2", "e3"} {
 		assert.InDelta(t, 1.0/3, float64(got[name])/float64(total), 0.12, name)
 	}
