@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -38,6 +40,8 @@ func StartCluster(t testing.TB, n int, flags ...string) *Cluster {
 	return nil
 }
 
+var clusters atomic.Int64 // clusters started by this process
+
 func tryStartCluster(t testing.TB, bin string, n int, flags []string) (*Cluster, error) {
 	dir := t.TempDir()
 	clients, peers := make([]string, n), make([]string, n)
@@ -46,6 +50,9 @@ func tryStartCluster(t testing.TB, bin string, n int, flags []string) (*Cluster,
 		clients[i], peers[i] = FreeAddr(t), FreeAddr(t)
 		initial = append(initial, fmt.Sprintf("m%d=http://%s", i, peers[i]))
 	}
+	// A token of its own: members of two clusters that meet on a reused
+	// peer port refuse each other instead of joining.
+	token := fmt.Sprintf("etcdtest-%d-%d", os.Getpid(), clusters.Add(1))
 	c := &Cluster{t: t}
 	for i := range n {
 		name := fmt.Sprintf("m%d", i)
@@ -59,7 +66,7 @@ func tryStartCluster(t testing.TB, bin string, n int, flags []string) (*Cluster,
 				"--listen-client-urls", "http://" + clients[i],
 				"--listen-peer-urls", "http://" + peers[i],
 				"--initial-cluster", strings.Join(initial, ","),
-				"--initial-cluster-token", "etcdtest",
+				"--initial-cluster-token", token,
 				"--log-level", "warn",
 			}, flags...),
 		}})

@@ -111,12 +111,15 @@ func (p *process) setPaused(paused bool) {
 // awaitServing waits until the member says it is healthy (it has a leader
 // and serves reads), or fails if the process exits or ctx ends.
 func (p *process) awaitServing(ctx context.Context) error {
-	_, exited := p.current()
+	cmd, exited := p.current()
 	hc := &http.Client{Timeout: time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
 	for {
 		if p.healthy(hc) {
+			if held, ok := listens(cmd.Process.Pid, p.clientURL); ok && !held {
+				return &takenError{name: p.name, url: p.clientURL}
+			}
 			return nil
 		}
 		select {
@@ -134,10 +137,17 @@ type exitError struct{ name, log string }
 
 func (e *exitError) Error() string { return e.name + " exited while starting:\n" + e.log }
 
+// takenError is a member whose client URL another process serves: the
+// port was taken between its choice and the member's bind.
+type takenError struct{ name, url string }
+
+func (e *takenError) Error() string { return e.name + ": another process serves " + e.url }
+
 // portClash reports whether err is a start that failed on a taken port.
 func portClash(err error) bool {
 	var ee *exitError
-	return errors.As(err, &ee) && strings.Contains(ee.log, "address already in use")
+	var te *takenError
+	return errors.As(err, &te) || errors.As(err, &ee) && strings.Contains(ee.log, "address already in use")
 }
 
 func (p *process) healthy(hc *http.Client) bool {
