@@ -396,16 +396,6 @@ func (h *recordingHandler) count(msg string) int {
 	return n
 }
 
-// messages are the records' messages, in order.
-func (h *recordingHandler) messages() []string {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	var out []string
-	for _, r := range h.records {
-		out = append(out, r.Message)
-	}
-	return out
-}
 
 // dump renders the records of this package (those with a "name").
 func (h *recordingHandler) dump() string {
