@@ -396,7 +396,6 @@ func (h *recordingHandler) count(msg string) int {
 	return n
 }
 
-
 // dump renders the records of this package (those with a "name").
 func (h *recordingHandler) dump() string {
 	h.mu.Lock()
