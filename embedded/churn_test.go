@@ -52,7 +52,11 @@ func TestChurn(t *testing.T) {
 			// the run is short.
 			embedded.WithDefragPolicy(embedded.DefragPolicy{CheckInterval: 250 * time.Millisecond}),
 		)...)
-		r := runChurn(t, m, churnDuration(), false)
+		// At least churnDuration, and on until the policy had something to
+		// do: on a loaded machine the workload writes less in that time.
+		r := runChurn(t, m, churnDuration(), churnDuration()+2*time.Minute, func(*churnMeter) bool {
+			return m.Server().Status().Defrag.Count > 0
+		})
 		st := m.Server().Status()
 		t.Logf("with the policy: %s; %d defragmentations, file now %d of %d bytes in use",
 			r, st.Defrag.Count, st.DBSize, st.DBSizeInUse)
@@ -68,7 +72,7 @@ func TestChurn(t *testing.T) {
 			embedded.WithDefragPolicy(embedded.DefragPolicy{Disabled: true}),
 			embedded.WithNoSpaceRecovery(embedded.NoSpaceRecovery{Disabled: true}),
 		)...)
-		r := runChurn(t, m, 3*time.Minute, true)
+		r := runChurn(t, m, 0, 5*time.Minute, (*churnMeter).noSpace) // about a minute unloaded
 		st := m.Server().Status()
 		t.Logf("without the policy: %s; file %d bytes, %d in use", r, st.DBSize, st.DBSizeInUse)
 		require.Positive(t, r.nospace, "the quota is reached")
@@ -142,11 +146,11 @@ func (c *churnMeter) noSpace() bool {
 	return c.nospace > 0
 }
 
-// runChurn drives the workload for d, or until the quota is hit if
-// untilNoSpace.
-func runChurn(t *testing.T, m *embeddedtest.Member, d time.Duration, untilNoSpace bool) churnResult {
+// runChurn drives the workload until done says it did enough, for atLeast
+// and no more than atMost.
+func runChurn(t *testing.T, m *embeddedtest.Member, atLeast, atMost time.Duration, done func(*churnMeter) bool) churnResult {
 	cli := m.Client()
-	ctx, cancel := context.WithTimeout(context.Background(), d)
+	ctx, cancel := context.WithTimeout(context.Background(), atMost)
 	defer cancel()
 	var meter churnMeter
 	start := time.Now()
@@ -163,7 +167,7 @@ func runChurn(t *testing.T, m *embeddedtest.Member, d time.Duration, untilNoSpac
 		case <-tick.C: // sampling the file's size
 		}
 		maxSize = max(maxSize, m.Server().Status().DBSize)
-		if untilNoSpace && meter.noSpace() {
+		if time.Since(start) >= atLeast && done(&meter) {
 			cancel()
 		}
 	}
