@@ -72,7 +72,7 @@ func TestChurn(t *testing.T) {
 			embedded.WithDefragPolicy(embedded.DefragPolicy{Disabled: true}),
 			embedded.WithNoSpaceRecovery(embedded.NoSpaceRecovery{Disabled: true}),
 		)...)
-		r := runChurn(t, m, 0, 5*time.Minute, (*churnMeter).noSpace) // about a minute unloaded
+		r := runChurn(t, m, 0, 5*time.Minute, (*churnMeter).noSpace) // 30-40 s unloaded
 		st := m.Server().Status()
 		t.Logf("without the policy: %s; file %d bytes, %d in use", r, st.DBSize, st.DBSizeInUse)
 		require.Positive(t, r.nospace, "the quota is reached")
