@@ -36,7 +36,9 @@ func countingClient(t *testing.T, endpoints []string) (*clientv3.Client, *atomic
 // idleReads starts n idle followers on one client, with or without a
 // shared Probe, and counts their reads over rounds progress intervals.
 func idleReads(t *testing.T, m *etcdtest.Member, n, rounds int, shared bool) int64 {
-	const interval = 200 * time.Millisecond
+	// Not shorter: 50 followers' reads an interval on a loaded machine can
+	// take a 200 ms interval's grace (CI saw one stale at 301 ms).
+	const interval = 400 * time.Millisecond
 	cli, ranges := countingClient(t, m.Endpoints())
 	var probe *watch.Probe
 	if shared {
