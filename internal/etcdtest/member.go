@@ -184,11 +184,11 @@ func Standalone() (*clientv3.Client, func(), error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	client, err := testPorts.Pick("127.0.0.1")
+	client, err := pickPort()
 	if err != nil {
 		return nil, nil, err
 	}
-	peer, err := testPorts.Pick("127.0.0.1")
+	peer, err := pickPort()
 	if err != nil {
 		return nil, nil, err
 	}
