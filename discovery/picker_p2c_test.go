@@ -28,18 +28,26 @@ func serve(p *P2C, clock *fakeClock, lat map[string]time.Duration, n int) map[st
 	return got
 }
 
+// oneSlow returns a P2C with a 1 s decay on a fake clock over three
+// instances, and their latencies: the first (slow) at 20 ms, the others at
+// 0.5 ms.
+func oneSlow() (p *P2C, clock *fakeClock, lat map[string]time.Duration, slow string) {
+	clock = &fakeClock{now: time.Unix(1e9, 0)}
+	src := newStatic(nInstances(3)...)
+	p = must(NewP2C(src, WithClock(clock.Now), WithLatencyDecay(time.Second)))
+	slow = src.Snapshot().At(0).ID
+	lat = map[string]time.Duration{slow: 20 * time.Millisecond}
+	for _, in := range nInstances(3)[1:] {
+		lat[in.ID] = 500 * time.Microsecond
+	}
+	return p, clock, lat, slow
+}
+
 // With latencies reported, one caller's calls (never more than one in
 // flight, so in-flight counts cannot tell) avoid a slow instance, and come
 // back to it once it is fast again, through its probes.
 func TestP2CLatencyAvoidsSlowAndRecovers(t *testing.T) {
-	clock := &fakeClock{now: time.Unix(1e9, 0)}
-	src := newStatic(nInstances(3)...)
-	p := must(NewP2C(src, WithClock(clock.Now), WithLatencyDecay(time.Second)))
-	slow := src.Snapshot().At(0).ID
-	lat := map[string]time.Duration{slow: 20 * time.Millisecond}
-	for _, in := range nInstances(3)[1:] {
-		lat[in.ID] = 500 * time.Microsecond
-	}
+	p, clock, lat, slow := oneSlow()
 
 	serve(p, clock, lat, 300) // learn
 	got := serve(p, clock, lat, 3000)
@@ -64,14 +72,7 @@ func TestP2CLatencyAvoidsSlowAndRecovers(t *testing.T) {
 // latency is a tenth of the decay old, and its share comes back when it is
 // fast again.
 func TestP2CProbesInstancesWithLongCallsInFlight(t *testing.T) {
-	clock := &fakeClock{now: time.Unix(1e9, 0)}
-	src := newStatic(nInstances(3)...)
-	p := must(NewP2C(src, WithClock(clock.Now), WithLatencyDecay(time.Second)))
-	slow := src.Snapshot().At(0).ID
-	lat := map[string]time.Duration{slow: 20 * time.Millisecond}
-	for _, in := range nInstances(3)[1:] {
-		lat[in.ID] = 500 * time.Microsecond
-	}
+	p, clock, lat, slow := oneSlow()
 	serve(p, clock, lat, 300) // learn
 
 	streams := make(map[string]Picked)
