@@ -181,6 +181,9 @@ func TestVecAgainstASlice(t *testing.T) {
 				}
 				if weighted {
 					require.Len(t, v.sums[k], len(c))
+					for j, e := range c {
+						require.Same(t, e, v.sums[k][j].e, "a sum's entry is its chunk's")
+					}
 				}
 			}
 			var total uint64

@@ -10,16 +10,17 @@ import "math/bits"
 // vector, where a deeper tree costs a miss a level. Entries have no order:
 // a picker removes one by moving the last into its place.
 //
-// With weights, each chunk keeps the running sums of its entries' weights
-// and the vector the running sums of its chunks'. A point of the weight
+// With weights, each chunk keeps the running sums of its entries' weights,
+// each next to its entry, and the vector the running sums of its chunks'. A point of the weight
 // line [0, total) is then a binary search of the chunks' sums (a few
 // cache lines every pick reads), and in the chunk an index: its weight
 // cut in one bucket per two entries, each marking the entry its start
 // falls in, so that the point's bucket leaves two or three entries to
-// search, where a binary search of the chunk is ten dependent loads.
+// search, where a binary search of the chunk is ten dependent loads. The
+// entry beside its sum spares a pick the miss of reading it from the chunk.
 type vec struct {
 	chunks [][]*entry // chunk k holds entries k*vchunk..; all but the last are full
-	sums   [][]uint64 // weighted: sums[k][j] is the weight of chunk k's entries 0..j
+	sums   [][]wsum   // weighted: sums[k][j] is the weight of chunk k's entries 0..j, and entry j
 	marks  [][]uint16 // weighted: marks[k][b] is the entry of chunk k holding the start of its bucket b
 	tot    []uint64   // weighted: tot[k] is the weight of chunks 0..k
 	owner  []uint64   // the generation that copied chunk k
@@ -27,6 +28,12 @@ type vec struct {
 	n      int
 
 	weighted bool
+}
+
+// wsum is a running sum of weights up to and including its entry.
+type wsum struct {
+	sum uint64
+	e   *entry
 }
 
 const (
@@ -55,12 +62,12 @@ func (v *vec) search(pos uint64) *entry {
 	}
 	s, m := v.sums[k], v.marks[k]
 	hi, lo := bits.Mul64(pos, uint64(len(m)))
-	b, _ := bits.Div64(hi, lo, s[len(s)-1]) // pos's bucket
+	b, _ := bits.Div64(hi, lo, s[len(s)-1].sum) // pos's bucket
 	j, end := int(m[b]), len(s)
 	if b+1 < uint64(len(m)) {
 		end = int(m[b+1]) + 1
 	}
-	return v.chunks[k][j+above(s[j:end], pos)]
+	return s[j+aboveSum(s[j:end], pos)].e
 }
 
 // mark recomputes the buckets of chunk k.
@@ -70,12 +77,12 @@ func (v *vec) mark(k int) {
 	m := make([]uint16, 0, n)
 	// The start of bucket b is b·w/n rounded down, stepped without a
 	// division a bucket.
-	w, un := s[len(s)-1], uint64(n)
+	w, un := s[len(s)-1].sum, uint64(n)
 	step, rest := w/un, w%un
 	var start, acc uint64
 	j := 0
 	for range n {
-		for s[j] <= start {
+		for s[j].sum <= start {
 			j++
 		}
 		m = append(m, uint16(j))
@@ -103,6 +110,21 @@ func above(sums []uint64, pos uint64) int {
 	return base
 }
 
+// aboveSum is above over a chunk's sums.
+func aboveSum(sums []wsum, pos uint64) int {
+	base, n := 0, len(sums)
+	for n > 1 {
+		half := n >> 1
+		_, over := bits.Sub64(pos, sums[base+half-1].sum, 0)
+		base += half & (int(over) - 1)
+		n -= half
+	}
+	if n == 1 && sums[base].sum <= pos {
+		base++
+	}
+	return base
+}
+
 // ownTop makes the chunk arrays the generation's own.
 func (v *vec) ownTop(gen uint64) {
 	if v.gen == gen {
@@ -112,7 +134,7 @@ func (v *vec) ownTop(gen uint64) {
 	v.chunks = append(make([][]*entry, 0, len(v.chunks)+1), v.chunks...)
 	v.owner = append(make([]uint64, 0, len(v.owner)+1), v.owner...)
 	if v.weighted {
-		v.sums = append(make([][]uint64, 0, len(v.sums)+1), v.sums...)
+		v.sums = append(make([][]wsum, 0, len(v.sums)+1), v.sums...)
 		v.marks = append(make([][]uint16, 0, len(v.marks)+1), v.marks...)
 		v.tot = append(make([]uint64, 0, len(v.tot)+1), v.tot...)
 	}
@@ -129,13 +151,13 @@ func (v *vec) own(gen uint64, k int) {
 	size := min(max(2*len(c), 4), vchunk)
 	v.chunks[k] = append(make([]*entry, 0, size), c...)
 	if v.weighted {
-		v.sums[k] = append(make([]uint64, 0, size), v.sums[k]...)
+		v.sums[k] = append(make([]wsum, 0, size), v.sums[k]...)
 	}
 }
 
 // resum brings the running sums from entry i on up to date with entry
-// i's weight, which is all that changed: adding the difference to the
-// sums after it reads no other entry.
+// i, which is all that changed (it, or its weight): adding the difference
+// to the sums after it reads no other entry.
 func (v *vec) resum(i int) {
 	if !v.weighted {
 		return
@@ -144,11 +166,13 @@ func (v *vec) resum(i int) {
 	s := v.sums[k]
 	var before uint64
 	if j > 0 {
-		before = s[j-1]
+		before = s[j-1].sum
 	}
-	d := before + v.chunks[k][j].weight - s[j] // new weight - old, wrapping
+	e := v.chunks[k][j]
+	s[j].e = e
+	d := before + e.weight - s[j].sum // new weight - old, wrapping
 	for ; j < len(s); j++ {
-		s[j] += d
+		s[j].sum += d
 	}
 	v.retotal(k)
 }
@@ -163,7 +187,7 @@ func (v *vec) retotal(k int) {
 	}
 	for ; k < len(v.chunks); k++ {
 		if s := v.sums[k]; len(s) > 0 {
-			t += s[len(s)-1]
+			t += s[len(s)-1].sum
 		}
 		v.tot[k] = t
 	}
@@ -196,9 +220,9 @@ func (v *vec) push(gen uint64, e *entry) {
 	if v.weighted {
 		s := v.sums[k]
 		if len(s) > 0 {
-			s = append(s, s[len(s)-1]) // weight 0 so far
+			s = append(s, wsum{sum: s[len(s)-1].sum}) // weight 0 so far
 		} else {
-			s = append(s, 0)
+			s = append(s, wsum{})
 		}
 		v.sums[k] = s
 		v.resum(v.n - 1)
@@ -215,6 +239,9 @@ func (v *vec) pop(gen uint64) {
 	// whatever writes to it later copies it first.
 	if v.owner[k] == gen {
 		c[len(c)-1] = nil
+		if v.weighted {
+			v.sums[k][len(c)-1].e = nil
+		}
 	}
 	v.chunks[k] = c[:len(c)-1]
 	if v.weighted {
