@@ -77,11 +77,12 @@ func (p Picked) Done(err error) {
 // snapshots, as long as the instance stays pickable. What a pick touches
 // fits in 48 bytes, so that many entries fit in a core's cache.
 type entry struct {
-	inst  atomic.Pointer[roster.Instance]
-	picks atomic.Int64 // the picks not yet Done are picks - dones
-	dones atomic.Int64
-	until atomic.Int64 // end of ejection, Unix nanoseconds; 0 if not ejected
-	fails atomic.Int32 // consecutive failures
+	inst   atomic.Pointer[roster.Instance]
+	picks  atomic.Int64 // the picks not yet Done are picks - dones
+	dones  atomic.Int64
+	until  atomic.Int64 // end of ejection, Unix nanoseconds; 0 if not ejected
+	fails  atomic.Int32 // consecutive failures
+	serial uint32       // ConsistentHash: names it on the ring, with its slot
 	*cold
 }
 
@@ -92,7 +93,7 @@ type cold struct {
 
 	// Guarded by base.mu.
 	weight  uint64
-	idx     int  // position in the vector
+	idx     int  // position in the vector; ConsistentHash: slot in the ring's table
 	ejected bool // in base.ejected
 	attrs   metric.ObserveOption
 }
@@ -110,8 +111,8 @@ func (e *entry) inflight() int64 { return e.picks.Load() - e.dones.Load() }
 type state struct {
 	root *node // the snapshot tree it reflects
 	n    int   // pickable instances
-	vec  vec   // the pickable entries; ConsistentHash's entry table
-	ring ring  // ConsistentHash
+	vec  vec   // the pickable entries, but ConsistentHash's
+	ring *ring // ConsistentHash: shared with the states before, up to a rebuild
 
 	// Weighted: one precomputed smooth cycle, or the stride walk.
 	seq           []*entry
@@ -131,7 +132,7 @@ type base struct {
 	mu      sync.Mutex        // serializes updates and ejections
 	byID    map[string]*entry // the pickable entries
 	ejected map[*entry]struct{}
-	free    []int // ConsistentHash: free slots of its entry table
+	serial  uint32 // ConsistentHash: the last entry's
 }
 
 func (b *base) init(kind string, src Source, opts []PickerOption) error {
@@ -191,7 +192,7 @@ func (b *base) update() *state {
 	var changes []change
 	diff(oldRoot, root, func(o, n *item) { changes = append(changes, change{o, n}) })
 	gen := gens.Add(1)
-	if b.kind == kindHash && len(changes) > max(64, st.n/4) {
+	if b.kind == kindHash && (st.ring == nil || len(changes) > max(64, st.n/4)) {
 		b.rebuildRing(st, changes)
 	} else {
 		for _, c := range changes {
@@ -239,18 +240,14 @@ func (b *base) add(st *state, gen uint64, it *item) {
 	b.byID[e.id] = e
 	st.n++
 	if b.kind == kindHash {
-		if k := len(b.free); k > 0 {
-			e.idx, b.free = b.free[k-1], b.free[:k-1]
-			st.vec.set(gen, e.idx, e)
-		} else {
-			e.idx = st.vec.n
-			st.vec.push(gen, e)
-		}
-		c := ringCmp{&st.vec}
+		b.serial++
+		e.serial = b.serial
+		s := st.ring.bind(e)
+		e.idx = int(s)
 		hs := ringHashes(e.id, b.cfg.vnodes)
 		st.ring.warm(hs)
 		for _, h := range hs {
-			st.ring.insert(c, gen, point{h, uint32(e.idx)})
+			st.ring.insert(point{h, s, e.serial})
 		}
 		return
 	}
@@ -266,14 +263,13 @@ func (b *base) drop(st *state, gen uint64, e *entry) {
 	}
 	st.n--
 	if b.kind == kindHash {
-		c := ringCmp{&st.vec}
+		s := uint32(e.idx)
 		hs := ringHashes(e.id, b.cfg.vnodes)
 		st.ring.warm(hs)
 		for _, h := range hs {
-			st.ring.remove(c, gen, point{h, uint32(e.idx)})
+			st.ring.remove(point{h, s, e.serial})
 		}
-		st.vec.set(gen, e.idx, nil)
-		b.free = append(b.free, e.idx)
+		st.ring.unbind(s)
 		return
 	}
 	if last := st.vec.get(st.vec.n - 1); last != e {
@@ -305,6 +301,8 @@ func (b *base) rebuildRing(st *state, changes []change) {
 			}
 		case e == nil && ok:
 			e = newEntry(&n.inst)
+			b.serial++
+			e.serial = b.serial
 			b.byID[e.id] = e
 		case e != nil:
 			e.inst.Store(&n.inst)
@@ -315,17 +313,14 @@ func (b *base) rebuildRing(st *state, changes []change) {
 		ents = append(ents, e)
 	}
 	slices.SortFunc(ents, func(a, b *entry) int { return strings.Compare(a.id, b.id) })
-	gen := gens.Add(1)
-	st.vec, b.free = vec{}, nil
 	ps := make([]point, 0, len(ents)*b.cfg.vnodes)
 	for i, e := range ents {
 		e.idx = i
-		st.vec.push(gen, e)
 		for _, h := range ringHashes(e.id, b.cfg.vnodes) {
-			ps = append(ps, point{h, uint32(i)})
+			ps = append(ps, point{h, uint32(i), e.serial})
 		}
 	}
-	st.ring = buildRing(sortPoints(ps))
+	st.ring = buildRing(ents, sortPoints(ps))
 	st.n = len(ents)
 }
 

@@ -35,20 +35,20 @@ func (p *ConsistentHash) Pick(key string) (Picked, error) {
 	if st.n == 0 {
 		return Picked{}, ErrNoInstances
 	}
-	pt := st.ring.owner(hashString(key))
-	e := st.vec.get(int(pt.s))
+	pt, e, ok := st.ring.owner(hashString(key))
+	if !ok {
+		return Picked{}, ErrNoInstances // emptied since st
+	}
 	if p.usable(e) {
 		return p.take(e), nil
 	}
 	// Walk on past the points of ejected instances.
 	first := e
-	for range st.ring.n {
-		if pt.h == ^uint64(0) {
-			pt = st.ring.owner(0)
-		} else {
-			pt = st.ring.owner(pt.h + 1)
+	for range st.ring.n.Load() {
+		if pt, e, ok = st.ring.owner(pt.h + 1); !ok { // past the last hash, round to 0
+			break
 		}
-		if e = st.vec.get(int(pt.s)); p.usable(e) {
+		if p.usable(e) {
 			return p.take(e), nil
 		}
 	}
