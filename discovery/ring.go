@@ -103,12 +103,6 @@ func words(s unsafe.Pointer) []uint64 {
 	return unsafe.Slice(w, 1+2*int(*w))
 }
 
-// hashes returns the hashes of the leaf of slot value s.
-func hashes(s unsafe.Pointer) []uint64 {
-	w := words(s)
-	return w[1 : 1+w[0]]
-}
-
 // pointAt returns point i of the leaf at s.
 func pointAt(s unsafe.Pointer, i int) point {
 	w := words(s)

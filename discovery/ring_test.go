@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/stretchr/testify/require"
 )
@@ -349,4 +350,10 @@ func TestVecAgainstASlice(t *testing.T) {
 			}
 		}
 	}
+}
+
+// hashes returns the hashes of the leaf of slot value s.
+func hashes(s unsafe.Pointer) []uint64 {
+	w := words(s)
+	return w[1 : 1+w[0]]
 }
