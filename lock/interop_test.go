@@ -3,10 +3,12 @@ package lock_test
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -86,13 +88,26 @@ type etcdctl struct {
 	lines   chan string
 }
 
+// etcdctlPath builds the module's etcdctl tool, if the build cache does
+// not have it, and returns its path: the build, which can take long on a
+// busy machine, stays out of the waits that follow the start.
+var etcdctlPath = sync.OnceValues(func() (string, error) {
+	out, err := exec.Command("go", "tool", "-n", "etcdctl").Output()
+	if err != nil {
+		return "", fmt.Errorf("go tool -n etcdctl: %w", err)
+	}
+	return strings.TrimSpace(string(out)), nil
+})
+
 // startEtcdctlLock runs `etcdctl lock pfx -- sh -c …`, whose command prints
 // the key etcdctl holds and then holds the lock until a file appears.
 // (etcdctl does not pass its standard input on to the command.)
 func startEtcdctlLock(ctx context.Context, t *testing.T, endpoint, pfx string) *etcdctl {
 	t.Helper()
+	bin, err := etcdctlPath()
+	require.NoError(t, err)
 	release := filepath.Join(t.TempDir(), "release")
-	cmd := exec.CommandContext(ctx, "go", "tool", "etcdctl", "--endpoints", endpoint,
+	cmd := exec.CommandContext(ctx, bin, "--endpoints", endpoint,
 		"lock", pfx, "--", "sh", "-c", `echo "$ETCD_LOCK_KEY"; while [ ! -e "$0" ]; do sleep 0.02; done`, release)
 	stdout, err := cmd.StdoutPipe()
 	require.NoError(t, err)

@@ -31,6 +31,10 @@ func TestWaiterCutOffWhileWaiting(t *testing.T) {
 			proxy := etcdtest.NewProxy(t, m.Endpoints()[0])
 			waiter := newMutex(t, etcdtest.NewClient(t, proxy.Endpoint()), "wait", lock.WithTTL(ttl))
 			res := async(ctx, waiter.Lock)
+			// Its key can be there before the answer to its put is back:
+			// waiting is watching its predecessor.
+			require.Eventually(t, func() bool { return m.Watchers() > 0 }, 10*time.Second, 5*time.Millisecond,
+				"the waiter watches its predecessor")
 			waitKeys(t, direct, holder.Prefix(), 2)
 
 			mend := o.Start(t, proxy, m)

@@ -177,3 +177,23 @@ func TestChildPauseResume(t *testing.T) {
 	c.Kill()
 	c.Kill() // idempotent
 }
+
+// Watchers counts the watches a member serves: one more once a client's
+// watch is registered, one fewer once it is cancelled; -1 once the member
+// is stopped.
+func TestMemberWatchers(t *testing.T) {
+	m := etcdtest.Start(t)
+	require.Equal(t, 0, m.Watchers())
+	ctx, cancel := context.WithCancel(ctxT(t, 30*time.Second))
+	cli := m.Client()
+	w := cli.Watch(ctx, "k", clientv3.WithCreatedNotify())
+	created := <-w
+	require.True(t, created.Created, "the watch is registered")
+	require.Equal(t, 1, m.Watchers())
+	cancel()
+	for range w {
+	}
+	require.Eventually(t, func() bool { return m.Watchers() == 0 }, 10*time.Second, 5*time.Millisecond)
+	m.Stop()
+	require.Equal(t, -1, m.Watchers())
+}

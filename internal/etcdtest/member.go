@@ -1,10 +1,14 @@
 package etcdtest
 
 import (
+	"bufio"
 	"context"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -138,6 +142,28 @@ func (m *Member) ID() uint64 {
 		m.t.Fatalf("etcdtest: %s does not answer", m.p.name)
 	}
 	return st.Header.MemberId
+}
+
+// Watchers is the number of watchers the member serves, from its
+// /metrics (etcd_debugging_mvcc_watcher_total): how a test from outside
+// knows a client has got as far as watching. -1 if the member does not
+// answer.
+func (m *Member) Watchers() int {
+	hc := &http.Client{Timeout: time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	resp, err := hc.Get(m.p.clientURL + "/metrics")
+	if err != nil {
+		return -1
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "etcd_debugging_mvcc_watcher_total "); ok {
+			if n, err := strconv.ParseFloat(v, 64); err == nil {
+				return int(n)
+			}
+		}
+	}
+	return -1
 }
 
 // status asks the member itself for its status; nil if it does not answer.
