@@ -2,11 +2,15 @@ package embedded
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -14,6 +18,7 @@ import (
 
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/server/v3/etcdserver/api/rafthttp"
 
 	"github.com/rosterkit/roster"
 )
@@ -226,6 +231,77 @@ func (s *Server) Leave(ctx context.Context) error {
 	}
 	s.maint.log.Info("left the cluster", s.maint.self(), slog.Int(KeyMembers, len(s.Members())-1))
 	return s.Close()
+}
+
+// Removed reports whether the cluster has removed this member, to tell,
+// once Done is closed, a removal from a failure. Etcd stops a removed
+// member either way it learns of its removal, but only one way changes the
+// member's own view: when the entry that removes it commits without it
+// (it was paused, or slow), it learns of it from its peers refusing it and
+// still lists itself. Removed then asks those peers, over the peer
+// transport, which members they have, until one answers or ctx ends; it
+// returns an error if none did.
+func (s *Server) Removed(ctx context.Context) (bool, error) {
+	var peers []string
+	listed := false
+	for _, m := range s.Members() {
+		if m.ID == s.ID() {
+			listed = true
+		} else {
+			peers = append(peers, m.PeerURLs...)
+		}
+	}
+	if !listed || len(peers) == 0 {
+		return !listed, nil // a last member cannot be removed
+	}
+	rt, err := rafthttp.NewRoundTripper(s.etcd.Config().PeerTLSInfo, time.Second)
+	if err != nil {
+		return false, fmt.Errorf("embedded: removed: peer transport: %w", err)
+	}
+	hc := &http.Client{Transport: rt}
+	defer hc.CloseIdleConnections()
+	cluster := s.etcd.Server.Cluster().ID().String()
+	var errs []error
+	for _, u := range peers {
+		ids, err := peerMembers(ctx, hc, u, cluster)
+		if err == nil {
+			return !slices.Contains(ids, s.ID()), nil
+		}
+		errs = append(errs, err)
+	}
+	return false, fmt.Errorf("embedded: removed: no peer answered: %w", errors.Join(errs...))
+}
+
+// peerMembers returns the IDs of the members that the member at peer URL u
+// has, if it is of the given cluster: what etcd's peer API serves at
+// /members, and a joining member reads.
+func peerMembers(ctx context.Context, hc *http.Client, u, cluster string) ([]uint64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(u, "/")+"/members", nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("%s: %s", req.URL, resp.Status)
+	}
+	if got := resp.Header.Get("X-Etcd-Cluster-ID"); got != cluster {
+		return nil, fmt.Errorf("%s: of cluster %q, not %s", req.URL, got, cluster)
+	}
+	var ms []struct {
+		ID uint64 `json:"id"`
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 4<<20)).Decode(&ms); err != nil {
+		return nil, fmt.Errorf("%s: %w", req.URL, err)
+	}
+	ids := make([]uint64, len(ms))
+	for i, m := range ms {
+		ids[i] = m.ID
+	}
+	return ids, nil
 }
 
 // RemoveMember removes the member of the given ID from the cluster cli talks

@@ -72,6 +72,9 @@ func TestCluster(t *testing.T) {
 				10*time.Second, 10*time.Millisecond, "%s sees the new member", m.Server().Name())
 		}
 		require.Len(t, joined.Members(), 4)
+		removed, err := joined.Removed(ctx)
+		require.NoError(t, err)
+		require.False(t, removed, "its peers list the member")
 
 		require.NoError(t, joined.Leave(ctx))
 		select {
@@ -79,6 +82,9 @@ func TestCluster(t *testing.T) {
 		case <-ctx.Done():
 			t.Fatal("left member still running")
 		}
+		removed, err = joined.Removed(ctx)
+		require.NoError(t, err)
+		require.True(t, removed, "a member that left is removed")
 		for _, m := range c.Members {
 			require.Eventually(t, func() bool { return len(m.Server().Members()) == 3 },
 				10*time.Second, 10*time.Millisecond, "%s still lists the member that left", m.Server().Name())
@@ -124,6 +130,12 @@ func TestCluster(t *testing.T) {
 		hctx, cancel := context.WithTimeout(ctx, time.Second)
 		defer cancel()
 		require.ErrorIs(t, c.Members[2].Server().Healthy(hctx), embedded.ErrUnhealthy)
+		// Whether it was removed, nobody is left to say.
+		rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		removed, err := c.Members[2].Server().Removed(rctx)
+		require.Error(t, err)
+		require.False(t, removed)
 	})
 }
 

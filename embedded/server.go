@@ -171,7 +171,8 @@ func (s *Server) removeTempDir() error {
 }
 
 // Done is closed when the member has stopped, whether by Close, by Leave, or
-// because etcd stopped it (for example after it was removed from the cluster).
+// because etcd stopped it (for example after it was removed from the
+// cluster, which Removed tells).
 func (s *Server) Done() <-chan struct{} { return s.etcd.Server.StopNotify() }
 
 // Name is the member's name.

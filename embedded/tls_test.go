@@ -40,6 +40,11 @@ func TestTLS(t *testing.T) {
 		put(t, ctx, c.Members[0].Client(), "k", "v")
 		// Read on another member: the write crossed the TLS peer links.
 		requireValue(t, ctx, c.Members[2].Client(), "k", "v")
+		// Removed asks the peers over the same links, with the member's
+		// certificate.
+		removed, err := c.Members[1].Server().Removed(ctx)
+		require.NoError(t, err)
+		require.False(t, removed)
 	})
 
 	t.Run("OwnClientCertificate", func(t *testing.T) {

@@ -24,7 +24,8 @@ import (
 
 // TestThreeShells starts a cluster as three shells would, from flags only:
 // three roster-etcd processes bootstrap it, a fourth joins through them,
-// restarts on its data dir, and leaves; SIGTERM stops the rest promptly.
+// restarts on its data dir, and leaves, a fifth is removed while stopped;
+// SIGTERM stops the rest promptly.
 func TestThreeShells(t *testing.T) {
 	t.Parallel()
 	bin := buildBinary(t)
@@ -32,7 +33,7 @@ func TestThreeShells(t *testing.T) {
 	type addrs struct{ client, peer string }
 	var ms []addrs
 	var initial []string
-	for i, name := range []string{"a", "b", "c", "d"} {
+	for i, name := range []string{"a", "b", "c", "d", "e"} {
 		ms = append(ms, addrs{etcdtest.FreeAddr(t), etcdtest.FreeAddr(t)})
 		if i < 3 {
 			initial = append(initial, name+"=http://"+ms[i].peer)
@@ -85,6 +86,19 @@ func TestThreeShells(t *testing.T) {
 	require.Eventually(t, func() bool { return strings.Contains(procs[0].log(), `msg="member left"`) },
 		10*time.Second, 20*time.Millisecond, "a running member logs the leave")
 	t.Logf("d's last words: %s", lastLines(d.log(), 2))
+
+	// A member removed while it is stopped (SIGSTOP) never sees the entry
+	// that removes it: resumed, it learns of it from its peers refusing
+	// it, and still exits as removed, not as failed.
+	e := startProc(t, dir, "e", bin, append(memberFlags(4, "e"), "--join-endpoints", "http://"+ms[0].client)...)
+	awaitHealthy(t, e, "http://"+ms[4].client)
+	e.signal(t, syscall.SIGSTOP)
+	out, err = exec.CommandContext(ctx, bin, "leave", "--endpoints", "http://"+ms[0].client, "--name", "e").CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	e.signal(t, syscall.SIGCONT)
+	require.NoError(t, e.wait(t, 30*time.Second), "the member removed while stopped exits cleanly:\n%s", e.log())
+	require.Contains(t, e.log(), "was removed from the cluster")
+	require.Equal(t, []string{"a", "b", "c"}, memberNames(t, ctx, cli))
 
 	for _, p := range procs {
 		p.signal(t, syscall.SIGTERM)

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"slices"
 	"time"
 
 	"go.etcd.io/etcd/client/pkg/v3/transport"
@@ -49,11 +48,16 @@ func serve(ctx context.Context, f *flags, stdout, stderr io.Writer) error {
 		return srv.Close()
 	case <-srv.Done():
 	}
-	removed := !slices.ContainsFunc(srv.Members(), func(m embedded.MemberInfo) bool { return m.ID == srv.ID() })
+	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	removed, rerr := srv.Removed(rctx)
+	cancel()
 	srv.Close()
-	if removed {
+	switch {
+	case removed:
 		fmt.Fprintf(stdout, "member %q was removed from the cluster; its data dir is of no further use\n", srv.Name())
 		return nil
+	case rerr != nil:
+		return fmt.Errorf("member stopped unexpectedly (and whether it was removed is not known: %w)", rerr)
 	}
 	return errors.New("member stopped unexpectedly")
 }
