@@ -47,9 +47,11 @@
 //
 // Join adds a member to a running cluster through a client of it (etcd's
 // "member add", then a start that fetches the cluster's state); Leave removes
-// a member through its peers and stops it. A member restarted with Start on
-// its data dir rejoins with everything it had. Status, Members, Leader and
-// Healthy (the member serves linearizable reads) tell how it is doing.
+// a member through its peers and stops it. A member removed by others stops
+// too (Done), and Removed tells that from a failure. A member restarted with
+// Start on its data dir rejoins with everything it had. Status, Members,
+// Leader and Healthy (the member serves linearizable reads) tell how it is
+// doing.
 //
 // # Running for months
 //
