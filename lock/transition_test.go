@@ -54,3 +54,37 @@ func TestWaiterCutOffWhileWaiting(t *testing.T) {
 		})
 	}
 }
+
+// A put that etcd applies but whose answer a reset loses leaves no key
+// behind while the session lives: otherwise the key would wait in the
+// queue, or hold a permit, for as long as the Semaphore is open, with no
+// caller to release it.
+func TestPutAnswerLostToAReset(t *testing.T) {
+	t.Parallel()
+	const ns = "/answer-lost"
+	m := etcdtest.Start(t)
+	observer := m.Client()
+	proxy := etcdtest.NewProxy(t, m.Endpoints()[0])
+	sem, err := lock.NewSemaphore(etcdtest.NewClient(t, proxy.Endpoint()), "s", 1,
+		lock.WithTTL(30*time.Second), lock.WithNamespace(ns))
+	require.NoError(t, err)
+	t.Cleanup(func() { sem.Close() })
+	h, err := sem.TryAcquire(testCtx(t)) // grants the session
+	require.NoError(t, err)
+	require.NoError(t, h.Release(testCtx(t)))
+
+	// Every byte waits a second in the proxy: the put is applied a second
+	// before its answer would arrive, and the reset lands in between.
+	proxy.Delay(time.Second)
+	res := async(testCtx(t), sem.TryAcquire)
+	waitKeys(t, observer, ns+"/", 1)
+	proxy.Cut()
+	proxy.Restore()
+	r := receive(t, res, 10*time.Second)
+	require.Error(t, r.err, "the answer was lost")
+	require.Eventually(t, func() bool { return len(keysUnder(t, observer, ns+"/")) == 0 }, 5*time.Second, 10*time.Millisecond,
+		"the key the lost put left is taken back, long before the session's 30 s TTL")
+	h, err = sem.TryAcquire(testCtx(t))
+	require.NoError(t, err, "and the permit is free")
+	require.NoError(t, h.Release(testCtx(t)))
+}

@@ -42,10 +42,11 @@ func explain(ctx context.Context, s *session.Session, err error) error {
 // Put runs txn, a transaction that may put key under the session's lease,
 // on a context that also ends with the session, so that a put stuck behind
 // a partition gives up at the session's deadline. On failure it cleans up
-// a put that may have been applied without its answer arriving (Abandon;
-// needless once the session has ended, since the key goes with the lease),
-// and it returns the session's error when the session is why it failed:
-// ended meanwhile, or etcd saying the lease is gone.
+// a put that may have been applied without its answer arriving: one whose
+// context ended while it was in flight, or whose connection failed under
+// it (Abandon; needless once the session has ended, since the key goes
+// with the lease). It returns the session's error when the session is why
+// it failed: ended meanwhile, or etcd saying the lease is gone.
 func Put(ctx context.Context, s *session.Session, cli *clientv3.Client, key string,
 	txn func(context.Context) (*clientv3.TxnResponse, error)) (*clientv3.TxnResponse, error) {
 	bctx, stop := bound(ctx, s)
@@ -54,8 +55,8 @@ func Put(ctx context.Context, s *session.Session, cli *clientv3.Client, key stri
 	if err == nil {
 		return resp, nil
 	}
-	if s.Err() == nil {
-		Abandon(bctx, cli, key, s.Lease())
+	if s.Err() == nil && (bctx.Err() != nil || Transient(err)) {
+		Abandon(cli, key, s.Lease())
 	}
 	if errors.Is(err, rpctypes.ErrLeaseNotFound) {
 		_ = s.Renew(ctx) // ends the session: etcd has just said the lease is gone

@@ -101,15 +101,13 @@ func (q Queue) Withdraw(e Entry) error {
 	return err
 }
 
-// Abandon cleans up after a put of key that failed because ctx ended while
-// it was in flight: etcd may have applied it without the answer arriving, so
-// a cancelled campaign or lock could otherwise leave its key behind. The key
-// is deleted if it is attached to lease, on a fresh short context. It does
-// nothing when ctx is still live (the put failed for another reason).
-func Abandon(ctx context.Context, cli *clientv3.Client, key string, lease clientv3.LeaseID) {
-	if ctx.Err() == nil {
-		return
-	}
+// Abandon cleans up after a put of key whose outcome is unknown: etcd may
+// have applied it without the answer arriving, so a cancelled campaign or
+// lock, or one whose connection was reset, could otherwise leave its key
+// behind, in the queue for as long as its session lives. The key is deleted
+// if it is attached to lease, on a fresh short context (the client
+// reconnects meanwhile).
+func Abandon(cli *clientv3.Client, key string, lease clientv3.LeaseID) {
 	dctx, cancel := context.WithTimeout(context.Background(), withdrawTimeout)
 	defer cancel()
 	_, _ = cli.Txn(dctx).
