@@ -10,6 +10,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/rosterkit/roster"
+	"github.com/rosterkit/roster/internal/backoff"
 	"github.com/rosterkit/roster/internal/recipe"
 	"github.com/rosterkit/roster/session"
 )
@@ -99,7 +100,7 @@ func (b *base) begin(ctx context.Context) (context.Context, func(), error) {
 
 // acquire runs one acquisition, get, under begin; it registers the Hold
 // get returns and names the lock in errors.
-func (b *base) acquire(ctx context.Context, get func(context.Context) (*Hold, error)) (*Hold, error) {
+func (b *base) acquire(ctx context.Context, try bool, get func(context.Context) (*Hold, error)) (*Hold, error) {
 	start := time.Now()
 	ctx, end, err := b.begin(ctx)
 	if err != nil {
@@ -110,6 +111,21 @@ func (b *base) acquire(ctx context.Context, get func(context.Context) (*Hold, er
 		return nil, fmt.Errorf("%s %s: %w", b.kind, b.name, recipe.ErrClientClosed)
 	}
 	h, err := get(ctx)
+	// A request that a broken connection failed ends one attempt, not an
+	// acquisition that waits: the next attempt reconnects, as a
+	// campaign's does. ctx, Close and the session ending still end it; a
+	// try fails at once.
+	for bo := (backoff.Backoff{}); err != nil && !try && recipe.Transient(err); {
+		if b.cli.Ctx().Err() != nil {
+			err = recipe.ErrClientClosed
+			break
+		}
+		if serr := backoff.Sleep(ctx, bo.Next()); serr != nil {
+			err = fmt.Errorf("%w (after %w)", serr, err)
+			break
+		}
+		h, err = get(ctx)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%s %s: %w", b.kind, b.name, explain(ctx, err))
 	}

@@ -11,6 +11,12 @@
 // keep-alive + TTL − margin, which comes before etcd can expire the lease),
 // when etcd says the lease is gone, or when the key is deleted.
 //
+// Lock, RLock and Acquire wait until ctx ends, the lock is closed or the
+// session is lost; a connection that fails under them ends one attempt,
+// not the wait: they try again once the client has reconnected, and take
+// back any key a put whose answer was lost may have left. The Try forms
+// fail at once instead.
+//
 //	mu, err := lock.NewMutex(cli, "billing")
 //	if err != nil { ... }
 //	defer mu.Close()

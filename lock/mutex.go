@@ -72,7 +72,7 @@ func (m *Mutex) Close() error { return m.b.closeNow() }
 func (m *Mutex) Shutdown(ctx context.Context) error { return m.b.shutdown(ctx) }
 
 func (m *Mutex) lock(ctx context.Context, try bool) (*Hold, error) {
-	h, err := m.b.acquire(ctx, func(ctx context.Context) (*Hold, error) { return m.acquire(ctx, try) })
+	h, err := m.b.acquire(ctx, try, func(ctx context.Context) (*Hold, error) { return m.acquire(ctx, try) })
 	if err != nil {
 		return nil, err
 	}

@@ -58,7 +58,7 @@ func (rw *RWMutex) Close() error { return rw.b.closeNow() }
 func (rw *RWMutex) Shutdown(ctx context.Context) error { return rw.b.shutdown(ctx) }
 
 func (rw *RWMutex) acquire(ctx context.Context, read, try bool) (*Hold, error) {
-	return rw.b.acquire(ctx, func(ctx context.Context) (*Hold, error) {
+	return rw.b.acquire(ctx, try, func(ctx context.Context) (*Hold, error) {
 		s, err := rw.b.session(ctx)
 		if err != nil {
 			return nil, err

@@ -72,7 +72,7 @@ func (s *Semaphore) Close() error { return s.b.closeNow() }
 func (s *Semaphore) Shutdown(ctx context.Context) error { return s.b.shutdown(ctx) }
 
 func (s *Semaphore) acquire(ctx context.Context, try bool) (*Hold, error) {
-	return s.b.acquire(ctx, func(ctx context.Context) (*Hold, error) {
+	return s.b.acquire(ctx, try, func(ctx context.Context) (*Hold, error) {
 		sess, err := s.b.session(ctx)
 		if err != nil {
 			return nil, err

@@ -58,33 +58,63 @@ func TestWaiterCutOffWhileWaiting(t *testing.T) {
 // A put that etcd applies but whose answer a reset loses leaves no key
 // behind while the session lives: otherwise the key would wait in the
 // queue, or hold a permit, for as long as the Semaphore is open, with no
-// caller to release it.
+// caller to release it. TryAcquire then fails; Acquire tries again and
+// holds, with one key.
 func TestPutAnswerLostToAReset(t *testing.T) {
 	t.Parallel()
-	const ns = "/answer-lost"
-	m := etcdtest.Start(t)
-	observer := m.Client()
-	proxy := etcdtest.NewProxy(t, m.Endpoints()[0])
-	sem, err := lock.NewSemaphore(etcdtest.NewClient(t, proxy.Endpoint()), "s", 1,
-		lock.WithTTL(30*time.Second), lock.WithNamespace(ns))
-	require.NoError(t, err)
-	t.Cleanup(func() { sem.Close() })
-	h, err := sem.TryAcquire(testCtx(t)) // grants the session
-	require.NoError(t, err)
-	require.NoError(t, h.Release(testCtx(t)))
+	for _, try := range []bool{true, false} {
+		name := map[bool]string{true: "TryAcquire", false: "Acquire"}[try]
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			ns := "/answer-lost-" + name
+			m := etcdtest.Start(t)
+			observer := m.Client()
+			proxy := etcdtest.NewProxy(t, m.Endpoints()[0])
+			sem, err := lock.NewSemaphore(etcdtest.NewClient(t, proxy.Endpoint()), "s", 1,
+				lock.WithTTL(30*time.Second), lock.WithNamespace(ns))
+			require.NoError(t, err)
+			t.Cleanup(func() { sem.Close() })
+			h, err := sem.TryAcquire(testCtx(t)) // grants the session
+			require.NoError(t, err)
+			require.NoError(t, h.Release(testCtx(t)))
+			acquire := sem.Acquire
+			if try {
+				acquire = sem.TryAcquire
+			}
 
-	// Every byte waits a second in the proxy: the put is applied a second
-	// before its answer would arrive, and the reset lands in between.
-	proxy.Delay(time.Second)
-	res := async(testCtx(t), sem.TryAcquire)
-	waitKeys(t, observer, ns+"/", 1)
-	proxy.Cut()
-	proxy.Restore()
-	r := receive(t, res, 10*time.Second)
-	require.Error(t, r.err, "the answer was lost")
-	require.Eventually(t, func() bool { return len(keysUnder(t, observer, ns+"/")) == 0 }, 5*time.Second, 10*time.Millisecond,
-		"the key the lost put left is taken back, long before the session's 30 s TTL")
-	h, err = sem.TryAcquire(testCtx(t))
-	require.NoError(t, err, "and the permit is free")
-	require.NoError(t, h.Release(testCtx(t)))
+			// Every byte waits a second in the proxy: the put is applied a
+			// second before its answer would arrive, and the reset lands in
+			// between.
+			proxy.Delay(time.Second)
+			res := async(testCtx(t), acquire)
+			first := keysUnder(t, observer, ns+"/")
+			for deadline := time.Now().Add(10 * time.Second); len(first) == 0; first = keysUnder(t, observer, ns+"/") {
+				select {
+				case r := <-res:
+					t.Fatalf("%s returned before its put was applied: %v", name, r.err)
+				case <-time.After(5 * time.Millisecond): // polling etcd for the key
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("%s's put was not applied within 10 s", name)
+				}
+			}
+			proxy.Cut()
+			proxy.Restore()
+			r := receive(t, res, 10*time.Second)
+			if try {
+				require.Error(t, r.err, "the answer was lost")
+				require.Eventually(t, func() bool { return len(keysUnder(t, observer, ns+"/")) == 0 }, 5*time.Second, 10*time.Millisecond,
+					"the key the lost put left is taken back, long before the session's 30 s TTL")
+				h, err = sem.TryAcquire(testCtx(t))
+				require.NoError(t, err, "and the permit is free")
+			} else {
+				require.NoError(t, r.err, "Acquire tries again once the client has reconnected")
+				h = r.h
+				require.Eventually(t, func() bool { return len(keysUnder(t, observer, ns+"/")) == 1 }, 5*time.Second, 10*time.Millisecond,
+					"the key the lost put left is taken back")
+				require.NotEqual(t, first, keysUnder(t, observer, ns+"/"), "the hold has a key of its own")
+			}
+			require.NoError(t, h.Release(testCtx(t)))
+		})
+	}
 }
