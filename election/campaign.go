@@ -8,7 +8,6 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
-	"github.com/rosterkit/roster/internal/backoff"
 	"github.com/rosterkit/roster/internal/recipe"
 	"github.com/rosterkit/roster/session"
 )
@@ -33,19 +32,9 @@ func (e *Election) Campaign(ctx context.Context, value string) (*Leadership, err
 
 func (e *Election) campaignLoop(ctx context.Context, value string) (*Leadership, error) {
 	began := time.Now()
-	bo := e.opts.backoff()
-	for {
-		if e.cli.Ctx().Err() != nil {
-			return nil, recipe.ErrClientClosed
-		}
-		l, err := e.campaign(ctx, value, began)
-		if err == nil || ctx.Err() != nil || !retryable(err) {
-			return l, err
-		}
-		if err := backoff.Sleep(ctx, bo.Next()); err != nil {
-			return nil, err
-		}
-	}
+	return recipe.Retry(ctx, e.cli, e.opts.backoff(), retryable, func(ctx context.Context) (*Leadership, error) {
+		return e.campaign(ctx, value, began)
+	})
 }
 
 // campaign makes one attempt on the current session.

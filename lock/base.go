@@ -107,25 +107,11 @@ func (b *base) acquire(ctx context.Context, try bool, get func(context.Context) 
 		return nil, fmt.Errorf("%s %s: %w", b.kind, b.name, err)
 	}
 	defer end()
-	if b.cli.Ctx().Err() != nil {
-		return nil, fmt.Errorf("%s %s: %w", b.kind, b.name, recipe.ErrClientClosed)
-	}
-	h, err := get(ctx)
 	// A request that a broken connection failed ends one attempt, not an
-	// acquisition that waits: the next attempt reconnects, as a
-	// campaign's does. ctx, Close and the session ending still end it; a
-	// try fails at once.
-	for bo := (backoff.Backoff{}); err != nil && !try && recipe.Transient(err); {
-		if b.cli.Ctx().Err() != nil {
-			err = recipe.ErrClientClosed
-			break
-		}
-		if serr := backoff.Sleep(ctx, bo.Next()); serr != nil {
-			err = fmt.Errorf("%w (after %w)", serr, err)
-			break
-		}
-		h, err = get(ctx)
-	}
+	// acquisition that waits: the next attempt reconnects. ctx, Close and
+	// the session ending still end it; a try fails at once.
+	retry := func(err error) bool { return !try && recipe.Transient(err) }
+	h, err := recipe.Retry(ctx, b.cli, backoff.Backoff{}, retry, get)
 	if err != nil {
 		return nil, fmt.Errorf("%s %s: %w", b.kind, b.name, explain(ctx, err))
 	}
