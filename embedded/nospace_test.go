@@ -90,7 +90,8 @@ func TestNoSpaceRecovered(t *testing.T) {
 	require.NoError(t, err)
 	require.Empty(t, alarms.Alarms)
 	// The alarm is disarmed before the recovery is counted.
-	require.Eventually(t, func() bool { return h.count("NOSPACE recovered") == 1 }, 5*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return h.count("NOSPACE recovered") == 1 }, 5*time.Second, 10*time.Millisecond,
+		"one recovery logged; log: %v", h.dump())
 	recoveries := 0
 	for _, m := range c.Members {
 		st := m.Server().Status()
