@@ -99,11 +99,51 @@ func TestWeightedLargeIsExact(t *testing.T) {
 	pk, err := p.Pick()
 	require.NoError(t, err)
 	pk.Done(nil)
-	require.Nil(t, p.st.Load().seq, "expected the golden-stride fallback")
+	require.Nil(t, p.st.Load().seq, "expected the stride walk")
 	got := pickN(t, p, total-1)
 	got[pk.Instance.ID]++
 	for _, in := range insts {
 		require.Equal(t, in.Weight, got[in.ID], in.ID)
+	}
+}
+
+// The large walk spreads each instance's picks: over two cycles, every gap
+// between two picks of an instance of weight w is within a small factor of
+// the ideal W/w, and no instance is picked twice in a row.
+func TestWeightedLargeIsSpread(t *testing.T) {
+	for _, tc := range []struct {
+		n, mod int
+	}{{2000, 97}, {20000, 10}, {1000, 300}} {
+		t.Run(fmt.Sprintf("%dx%d", tc.n, tc.mod), func(t *testing.T) {
+			insts := nInstances(tc.n)
+			weight := make(map[string]int, tc.n)
+			total := 0
+			for i := range insts {
+				insts[i].Weight = 1 + (i*7919)%tc.mod
+				weight[insts[i].ID] = insts[i].Weight
+				total += insts[i].Weight
+			}
+			p := must(NewWeighted(newStatic(insts...)))
+			last := make(map[string]int, tc.n)
+			var prev string
+			worst, best := 0.0, float64(total)
+			for c := range 2 * total {
+				pk, err := p.Pick()
+				require.NoError(t, err)
+				pk.Done(nil)
+				id := pk.Instance.ID
+				require.NotEqual(t, prev, id, "pick %d: the same instance twice in a row", c)
+				prev = id
+				if l, ok := last[id]; ok {
+					gap := float64(c-l) * float64(weight[id]) / float64(total)
+					worst, best = max(worst, gap), min(best, gap)
+				}
+				last[id] = c
+			}
+			require.Nil(t, p.st.Load().seq, "expected the stride walk")
+			assert.LessOrEqual(t, worst, 3.0, "the longest gap, in ideal gaps")
+			assert.GreaterOrEqual(t, best, 0.25, "the shortest gap, in ideal gaps")
+		})
 	}
 }
 

@@ -18,10 +18,12 @@ import (
 // change, one cycle of nginx's smooth weighted round-robin over the
 // instances in ID order, and a pick is an atomic counter indexing into it:
 // nginx's sequence, lock-free. Beyond, it walks the weight line [0, W)
-// with a stride of about W/φ (the golden ratio) coprime with W, through
-// prefix sums kept in the picker's vector: a change costs O(log n), and
-// each cycle is still exact, with gaps between an instance's picks within
-// a few times the ideal.
+// through prefix sums kept in the picker's vector, with a stride coprime
+// with W and just above the largest weight (see lapStride): a change costs
+// O(log n), each cycle is still exact, successive picks read neighbouring
+// memory as round-robin's do, and the gaps between an instance's picks stay
+// within a few times the ideal W/w. When one instance holds more than an
+// eighth of W, the stride is about W/φ (the golden ratio) instead.
 type Weighted struct {
 	base
 	next atomic.Uint64 // picks, for the precomputed cycle
@@ -64,11 +66,62 @@ func deriveWeighted(st *state) {
 		}
 	}
 	w := st.vec.total()
-	s := max(uint64(float64(w)/math.Phi), 1)
-	for gcd(s, w) != 1 {
-		s++
+	s := lapStride(w, st.vec.maxWeight())
+	if s == 0 {
+		s = max(uint64(float64(w)/math.Phi), 1)
+		for gcd(s, w) != 1 {
+			s++
+		}
 	}
 	st.total, st.stride = w, s
+}
+
+// lapStride returns a stride for the walk of the weight line [0, w) that
+// keeps picks near each other, or 0 if the largest weight, mw, is too
+// large a share of w for one.
+//
+// The walk visits c·s mod w, which over w picks is every point once if s
+// is coprime with w: the cycle is exact whatever s is. With a small s,
+// successive picks move forward through the prefix sums a few entries at
+// a time, as round-robin's do, instead of jumping across them; and with
+// s ≥ mw no instance is picked twice in a row within a lap. Each lap
+// (one pass over the line) starts δ = −w mod s further into the stride, so
+// an instance of weight x is picked in x of every s laps, and those laps
+// are evenly spread when δ/s is a badly approximable rotation: one with
+// small partial quotients in its continued fraction (the three-gap
+// theorem). Of the first strides from mw up, it takes the one with the
+// smallest quotients.
+func lapStride(w, mw uint64) uint64 {
+	if mw == 0 || mw > w/8 {
+		return 0
+	}
+	const tries = 48
+	best, bestq := uint64(0), uint64(math.MaxUint64)
+	for s, n := mw, 0; n < tries && s < w/2; s++ {
+		r := w % s
+		if s > 1 && gcd(s, r) != 1 {
+			continue
+		}
+		n++
+		if q := maxQuotient(s-r, s); q < bestq {
+			best, bestq = s, q
+			if q <= 2 {
+				break
+			}
+		}
+	}
+	return best
+}
+
+// maxQuotient is the largest partial quotient of a/b's continued
+// fraction, 0 < a ≤ b (0 for a = b: no rotation at all).
+func maxQuotient(a, b uint64) uint64 {
+	var m uint64
+	for a != 0 && a != b {
+		m = max(m, b/a)
+		a, b = b%a, a
+	}
+	return m
 }
 
 // smoothCycle runs nginx's smooth weighted round-robin for one cycle of

@@ -325,8 +325,9 @@ func TestVecAgainstASlice(t *testing.T) {
 					}
 				}
 			}
-			var total uint64
+			var total, heaviest uint64
 			for i, e := range want {
+				heaviest = max(heaviest, e.weight)
 				require.Same(t, e, v.get(i))
 				if weighted {
 					for range 2 {
@@ -337,6 +338,7 @@ func TestVecAgainstASlice(t *testing.T) {
 				total += e.weight
 			}
 			if weighted {
+				require.Equal(t, heaviest, v.maxWeight())
 				require.Equal(t, total, v.total())
 			}
 			versions = append(versions, v)

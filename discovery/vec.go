@@ -22,6 +22,7 @@ type vec struct {
 	chunks [][]*entry // chunk k holds entries k*vchunk..; all but the last are full
 	sums   [][]wsum   // weighted: sums[k][j] is the weight of chunk k's entries 0..j, and entry j
 	marks  [][]uint16 // weighted: marks[k][b] is the entry of chunk k holding the start of its bucket b
+	maxw   []uint64   // weighted: maxw[k] is the largest weight in chunk k
 	tot    []uint64   // weighted: tot[k] is the weight of chunks 0..k
 	owner  []uint64   // the generation that copied chunk k
 	gen    uint64     // the generation that copied the arrays above
@@ -70,9 +71,23 @@ func (v *vec) search(pos uint64) *entry {
 	return s[j+aboveSum(s[j:end], pos)].e
 }
 
-// mark recomputes the buckets of chunk k.
+// maxWeight is the largest weight of an entry.
+func (v *vec) maxWeight() uint64 {
+	var m uint64
+	for _, w := range v.maxw {
+		m = max(m, w)
+	}
+	return m
+}
+
+// mark recomputes the buckets of chunk k and its largest weight.
 func (v *vec) mark(k int) {
 	s := v.sums[k]
+	var prev, mw uint64
+	for _, x := range s {
+		mw, prev = max(mw, x.sum-prev), x.sum
+	}
+	v.maxw[k] = mw
 	n := (len(s) + 1) / 2
 	m := make([]uint16, 0, n)
 	// The start of bucket b is b·w/n rounded down, stepped without a
@@ -136,6 +151,7 @@ func (v *vec) ownTop(gen uint64) {
 	if v.weighted {
 		v.sums = append(make([][]wsum, 0, len(v.sums)+1), v.sums...)
 		v.marks = append(make([][]uint16, 0, len(v.marks)+1), v.marks...)
+		v.maxw = append(make([]uint64, 0, len(v.maxw)+1), v.maxw...)
 		v.tot = append(make([]uint64, 0, len(v.tot)+1), v.tot...)
 	}
 }
@@ -211,6 +227,7 @@ func (v *vec) push(gen uint64, e *entry) {
 		if v.weighted {
 			v.sums = append(v.sums, nil)
 			v.marks = append(v.marks, nil)
+			v.maxw = append(v.maxw, 0)
 			v.tot = append(v.tot, 0)
 		}
 	}
@@ -252,7 +269,7 @@ func (v *vec) pop(gen uint64) {
 		v.chunks, v.owner = v.chunks[:k], v.owner[:k]
 		if v.weighted {
 			v.sums[k], v.marks[k] = nil, nil
-			v.sums, v.marks, v.tot = v.sums[:k], v.marks[:k], v.tot[:k]
+			v.sums, v.marks, v.maxw, v.tot = v.sums[:k], v.marks[:k], v.maxw[:k], v.tot[:k]
 		}
 		return
 	}
