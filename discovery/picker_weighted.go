@@ -27,7 +27,7 @@ import (
 type Weighted struct {
 	base
 	next atomic.Uint64 // picks, for the precomputed cycle
-	pos  atomic.Uint64 // the stride walk's position, before reduction mod W
+	pos  atomic.Uint64 // the stride walk's position on [0, W)
 }
 
 // Limits of the precomputed cycle: beyond them a change would cost more
@@ -163,14 +163,30 @@ func (p *Weighted) Pick() (Picked, error) {
 		c = p.next.Add(1) - 1
 		e = st.seq[c%uint64(len(st.seq))]
 	} else {
-		// Each pick moves the position a stride on: one division a pick.
-		// (The sum wraps around 2^64 after billions of picks; that pick
-		// is off its place once.)
-		c = p.pos.Add(st.stride)
-		e = st.vec.search(c % st.total)
+		c = p.step(st)
+		e = st.vec.search(c)
 	}
 	if p.usable(e) {
 		return p.take(e), nil
 	}
 	return p.choose(st, int(c%uint64(st.vec.n))), nil
+}
+
+// step moves the walk's position a stride on and returns it: a
+// compare-and-swap rather than an add, so that the position stays below
+// the total without a division a pick.
+func (p *Weighted) step(st *state) uint64 {
+	for {
+		old := p.pos.Load()
+		pos := old + st.stride
+		if pos >= st.total {
+			pos -= st.total
+			if pos >= st.total { // a position from a state with a larger total
+				pos %= st.total
+			}
+		}
+		if p.pos.CompareAndSwap(old, pos) {
+			return pos
+		}
+	}
 }

@@ -11,19 +11,20 @@ import "math/bits"
 // a picker removes one by moving the last into its place.
 //
 // With weights, each chunk keeps the running sums of its entries' weights,
-// each next to its entry, and the vector the running sums of its chunks'. A point of the weight
-// line [0, total) is then a binary search of the chunks' sums (a few
-// cache lines every pick reads), and in the chunk an index: its weight
-// cut in one bucket per two entries, each marking the entry its start
-// falls in, so that the point's bucket leaves two or three entries to
-// search, where a binary search of the chunk is ten dependent loads. The
-// entry beside its sum spares a pick the miss of reading it from the chunk.
+// each next to its entry, and the vector the running sums of its chunks'.
+// Both levels have an index of buckets: the weight cut in equal buckets,
+// each marking the chunk (or the entry) its start falls in. A point of the
+// weight line [0, total) is then found with no binary search over more
+// than a few items: its bucket, a multiplication by a reciprocal, leaves
+// one or two chunks, and in the chunk two to five entries, where binary
+// searches are dependent loads, several a level. The entry beside its sum
+// spares a pick the miss of reading it from the chunk.
 type vec struct {
 	chunks [][]*entry // chunk k holds entries k*vchunk..; all but the last are full
 	sums   [][]wsum   // weighted: sums[k][j] is the weight of chunk k's entries 0..j, and entry j
-	marks  [][]uint16 // weighted: marks[k][b] is the entry of chunk k holding the start of its bucket b
-	maxw   []uint64   // weighted: maxw[k] is the largest weight in chunk k
-	tot    []uint64   // weighted: tot[k] is the weight of chunks 0..k
+	idx    []buckets  // weighted: chunk k's index of its entries
+	tot    []wsum     // weighted: tot[k].sum is the weight of chunks 0..k
+	top    buckets    // weighted, over two chunks or more: the index of the chunks
 	owner  []uint64   // the generation that copied chunk k
 	gen    uint64     // the generation that copied the arrays above
 	n      int
@@ -31,7 +32,54 @@ type vec struct {
 	weighted bool
 }
 
-// wsum is a running sum of weights up to and including its entry.
+// buckets indexes a run of running sums, w in all: bucket b of
+// len(marks) starts at ⌊b·w/len(marks)⌋, and marks[b] is the item whose
+// share holds that start.
+type buckets struct {
+	marks []uint16
+	recip uint64 // ⌊2^64·len(marks)/w⌋, or 0 for one bucket of weight 1
+	maxw  uint64 // the largest weight of an item
+}
+
+// near returns the items that may hold pos, 0 <= pos < w, among n: the
+// reciprocal's bucket is pos's or the one before.
+func (x *buckets) near(pos uint64, n int) (lo, hi int) {
+	b, _ := bits.Mul64(pos, x.recip)
+	lo, hi = int(x.marks[b]), n
+	if b+2 < uint64(len(x.marks)) {
+		hi = int(x.marks[b+2]) + 1
+	}
+	return lo, hi
+}
+
+// index builds nb buckets over sums.
+func index(x *buckets, nb int, sums []wsum) {
+	w := sums[len(sums)-1].sum
+	m := make([]uint16, 0, nb) // fresh: earlier states may read the old marks
+	// The start of bucket b is b·w/nb rounded down, stepped without a
+	// division a bucket.
+	un := uint64(nb)
+	step, rest := w/un, w%un
+	var start, acc uint64
+	j := 0
+	for range nb {
+		for sums[j].sum <= start {
+			j++
+		}
+		m = append(m, uint16(j))
+		start, acc = start+step, acc+rest
+		if acc >= un {
+			start, acc = start+1, acc-un
+		}
+	}
+	x.marks, x.recip = m, 0
+	if un < w {
+		x.recip, _ = bits.Div64(un, 0, w)
+	}
+}
+
+// wsum is a running sum of weights up to and including its entry (none
+// in the chunks' sums).
 type wsum struct {
 	sum uint64
 	e   *entry
@@ -51,81 +99,57 @@ func (v *vec) total() uint64 {
 	if len(v.tot) == 0 {
 		return 0
 	}
-	return v.tot[len(v.tot)-1]
+	return v.tot[len(v.tot)-1].sum
 }
 
 // search returns the entry whose share of the weight line holds pos,
 // 0 <= pos < total.
 func (v *vec) search(pos uint64) *entry {
-	k := above(v.tot, pos)
-	if k > 0 {
-		pos -= v.tot[k-1]
+	k := 0
+	if len(v.tot) > 1 {
+		lo, hi := v.top.near(pos, len(v.tot)-1)
+		k = lo + aboveSum(v.tot[lo:hi], pos)
+		if k > 0 {
+			pos -= v.tot[k-1].sum
+		}
 	}
-	s, m := v.sums[k], v.marks[k]
-	hi, lo := bits.Mul64(pos, uint64(len(m)))
-	b, _ := bits.Div64(hi, lo, s[len(s)-1].sum) // pos's bucket
-	j, end := int(m[b]), len(s)
-	if b+1 < uint64(len(m)) {
-		end = int(m[b+1]) + 1
-	}
-	return s[j+aboveSum(s[j:end], pos)].e
+	s := v.sums[k]
+	lo, hi := v.idx[k].near(pos, len(s))
+	return s[lo+aboveSum(s[lo:hi], pos)].e
 }
 
 // maxWeight is the largest weight of an entry.
 func (v *vec) maxWeight() uint64 {
 	var m uint64
-	for _, w := range v.maxw {
-		m = max(m, w)
+	for k := range v.idx {
+		m = max(m, v.idx[k].maxw)
 	}
 	return m
 }
 
-// mark recomputes the buckets of chunk k and its largest weight.
+// mark recomputes the index of chunk k: a bucket per two entries.
 func (v *vec) mark(k int) {
 	s := v.sums[k]
 	var prev, mw uint64
 	for _, x := range s {
 		mw, prev = max(mw, x.sum-prev), x.sum
 	}
-	v.maxw[k] = mw
-	n := (len(s) + 1) / 2
-	m := make([]uint16, 0, n)
-	// The start of bucket b is b·w/n rounded down, stepped without a
-	// division a bucket.
-	w, un := s[len(s)-1].sum, uint64(n)
-	step, rest := w/un, w%un
-	var start, acc uint64
-	j := 0
-	for range n {
-		for s[j].sum <= start {
-			j++
-		}
-		m = append(m, uint16(j))
-		start, acc = start+step, acc+rest
-		if acc >= un {
-			start, acc = start+1, acc-un
-		}
-	}
-	v.marks[k] = m
+	x := buckets{maxw: mw}
+	index(&x, (len(s)+1)/2, s)
+	v.idx[k] = x
 }
 
-// above returns the first j with sums[j] > pos, halving the range
+// retop recomputes the index of the chunks: four buckets a chunk, so that
+// a bucket rarely spans more than one chunk's end.
+func (v *vec) retop() {
+	v.top = buckets{}
+	if len(v.tot) > 1 {
+		index(&v.top, 4*len(v.tot), v.tot)
+	}
+}
+
+// aboveSum returns the first j with sums[j].sum > pos, halving the range
 // without a branch on the comparison (see rleaf.search).
-func above(sums []uint64, pos uint64) int {
-	base, n := 0, len(sums)
-	for n > 1 {
-		half := n >> 1
-		_, over := bits.Sub64(pos, sums[base+half-1], 0) // pos < sums[...]
-		base += half & (int(over) - 1)
-		n -= half
-	}
-	if n == 1 && sums[base] <= pos {
-		base++
-	}
-	return base
-}
-
-// aboveSum is above over a chunk's sums.
 func aboveSum(sums []wsum, pos uint64) int {
 	base, n := 0, len(sums)
 	for n > 1 {
@@ -150,9 +174,8 @@ func (v *vec) ownTop(gen uint64) {
 	v.owner = append(make([]uint64, 0, len(v.owner)+1), v.owner...)
 	if v.weighted {
 		v.sums = append(make([][]wsum, 0, len(v.sums)+1), v.sums...)
-		v.marks = append(make([][]uint16, 0, len(v.marks)+1), v.marks...)
-		v.maxw = append(make([]uint64, 0, len(v.maxw)+1), v.maxw...)
-		v.tot = append(make([]uint64, 0, len(v.tot)+1), v.tot...)
+		v.idx = append(make([]buckets, 0, len(v.idx)+1), v.idx...)
+		v.tot = append(make([]wsum, 0, len(v.tot)+1), v.tot...)
 	}
 }
 
@@ -199,14 +222,15 @@ func (v *vec) retotal(k int) {
 	v.mark(k)
 	var t uint64
 	if k > 0 {
-		t = v.tot[k-1]
+		t = v.tot[k-1].sum
 	}
 	for ; k < len(v.chunks); k++ {
 		if s := v.sums[k]; len(s) > 0 {
 			t += s[len(s)-1].sum
 		}
-		v.tot[k] = t
+		v.tot[k].sum = t
 	}
+	v.retop()
 }
 
 // set replaces entry i (or re-sums its weight, given the same entry).
@@ -226,9 +250,8 @@ func (v *vec) push(gen uint64, e *entry) {
 		v.owner = append(v.owner, 0)
 		if v.weighted {
 			v.sums = append(v.sums, nil)
-			v.marks = append(v.marks, nil)
-			v.maxw = append(v.maxw, 0)
-			v.tot = append(v.tot, 0)
+			v.idx = append(v.idx, buckets{})
+			v.tot = append(v.tot, wsum{})
 		}
 	}
 	v.own(gen, k)
@@ -268,8 +291,9 @@ func (v *vec) pop(gen uint64) {
 		v.chunks[k] = nil
 		v.chunks, v.owner = v.chunks[:k], v.owner[:k]
 		if v.weighted {
-			v.sums[k], v.marks[k] = nil, nil
-			v.sums, v.marks, v.maxw, v.tot = v.sums[:k], v.marks[:k], v.maxw[:k], v.tot[:k]
+			v.sums[k], v.idx[k] = nil, buckets{}
+			v.sums, v.idx, v.tot = v.sums[:k], v.idx[:k], v.tot[:k]
+			v.retop()
 		}
 		return
 	}
