@@ -68,11 +68,14 @@
 // A backend killed mid-call fails the calls it had in flight with
 // UNAVAILABLE, before its lease expires and discovery drops it. gRPC's
 // retry policy sends an idempotent call again, and the balancer picks
-// another instance:
+// another instance. Let the retries span half a second or so: one that
+// comes before the balancer has heard of the dead connection picks it
+// again, and on a loaded machine a few jittered retries within 0.1 s can
+// all do so:
 //
 //	{"loadBalancingConfig":[{"roster_p2c":{}}],
 //	 "methodConfig":[{"name":[{"service":"users.Users"}],
-//	   "retryPolicy":{"maxAttempts":3,"initialBackoff":"0.01s","maxBackoff":"0.1s",
+//	   "retryPolicy":{"maxAttempts":5,"initialBackoff":"0.05s","maxBackoff":"0.5s",
 //	     "backoffMultiplier":2,"retryableStatusCodes":["UNAVAILABLE"]}}]}
 //
 // # Health

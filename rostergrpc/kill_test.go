@@ -22,10 +22,10 @@ import (
 )
 
 // retryConfig is the service config the package doc recommends: roster's
-// balancer, and gRPC's retries of UNAVAILABLE for the idempotent methods.
-// Its back-off is longer than the doc's: a retry that comes before the
-// balancer has heard of a dead connection picks it again, and on a loaded
-// machine five jittered retries within 0.1 s could all do so (once in CI).
+// balancer, and gRPC's retries of UNAVAILABLE for the idempotent methods,
+// backing off over about a second: a retry that comes before the balancer
+// has heard of a dead connection picks it again, and on a loaded machine
+// five jittered retries within 0.1 s could all do so (once in CI).
 func retryConfig(policy string) string {
 	return `{"loadBalancingConfig":[{"` + policy + `":{}}],
 	 "methodConfig":[{"name":[{"service":"grpc.testing.TestService"}],

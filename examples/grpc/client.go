@@ -46,11 +46,12 @@ func parseClient(args []string, stderr io.Writer) (clientConfig, error) {
 }
 
 // serviceConfig picks the balancer and retries idempotent calls that met a
-// server going away (UNAVAILABLE) on another one.
+// server going away (UNAVAILABLE) on another one, over long enough for the
+// balancer to hear of the dead connection (see the rostergrpc doc).
 func serviceConfig(policy string) string {
 	return `{"loadBalancingConfig":[{"` + policy + `":{}}],
 	 "methodConfig":[{"name":[{"service":"grpc.testing.TestService"}],
-	   "retryPolicy":{"maxAttempts":4,"initialBackoff":"0.01s","maxBackoff":"0.2s",
+	   "retryPolicy":{"maxAttempts":5,"initialBackoff":"0.05s","maxBackoff":"0.5s",
 	     "backoffMultiplier":2,"retryableStatusCodes":["UNAVAILABLE"]}}]}`
 }
 
