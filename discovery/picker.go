@@ -198,6 +198,9 @@ func (b *base) update() *state {
 		for _, c := range changes {
 			b.apply(st, gen, c.old, c.cur)
 		}
+		if b.kind == kindHash && st.ring.skewed() {
+			b.rebuildRing(st, nil) // a table to fit the ring's size now
+		}
 	}
 	st.root = root
 	if b.kind == kindWeighted {

@@ -228,6 +228,47 @@ func TestConsistentHashIsStickyAndMovesLittle(t *testing.T) {
 	}
 }
 
+// A ring that grows or shrinks one instance at a time gets a table to
+// fit its size, and routes every key as a ring built at that size would.
+func TestConsistentHashResizesItsTable(t *testing.T) {
+	insts := nInstances(60)
+	src := newStatic()
+	p := must(NewConsistentHash(src))
+	_, err := p.Pick("k")
+	require.ErrorIs(t, err, ErrNoInstances)
+	same := func(n int) {
+		t.Helper()
+		q := must(NewConsistentHash(newStatic(insts[:n]...)))
+		for k := range 300 {
+			key := fmt.Sprintf("user-%d", k)
+			a, err := p.Pick(key)
+			require.NoError(t, err)
+			b, err := q.Pick(key)
+			require.NoError(t, err)
+			require.Equal(t, b.Instance.ID, a.Instance.ID, "%s with %d instances", key, n)
+			a.Done(nil)
+			b.Done(nil)
+		}
+	}
+	bits := []uint{p.current().ring.bits}
+	for n := 1; n <= len(insts); n++ {
+		src.set(insts[:n]...)
+		same(n)
+		if b := p.current().ring.bits; b != bits[len(bits)-1] {
+			bits = append(bits, b)
+		}
+	}
+	require.Equal(t, []uint{ringMinBits, 8}, bits, "the table grew once")
+	for n := len(insts) - 1; n >= 1; n-- {
+		src.set(insts[:n]...)
+		same(n)
+		if b := p.current().ring.bits; b != bits[len(bits)-1] {
+			bits = append(bits, b)
+		}
+	}
+	require.Equal(t, []uint{ringMinBits, 8, 6, ringMinBits}, bits, "and shrank with it")
+}
+
 func TestPickersUseFilters(t *testing.T) {
 	insts := nInstances(6)
 	for i := range insts {

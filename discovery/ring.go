@@ -10,10 +10,13 @@ import (
 )
 
 // ring is the consistent-hash ring of a picker: its points sorted by hash
-// (ties by instance ID), held by a radix tree over the hash's bits. Hashes
-// are uniform, so the tree is evenly shallow and a lookup indexes its way
-// down, 4 bits a level, to a small leaf. A full leaf splits on the next
-// bits, and an inner node that shrinks to half a leaf folds back into one.
+// (ties by instance ID), held by a radix tree over the hash's bits. Its
+// root is a table indexed by the hash's top bits, sized when the ring is
+// built to a few points a slot, so a lookup usually reads the table and
+// then one small leaf, where a tree of 16-way nodes read five or six
+// nodes at 10 million points. Below the table, a full leaf splits into an
+// inner node over the next 4 bits, and an inner node that shrinks to half
+// a leaf folds back into one. Hashes are uniform, so few slots need one.
 //
 // Unlike the instance tree (tree.go), the ring is not persistent: a
 // picker's states share one ring, and a change edits it in place while
@@ -33,7 +36,8 @@ import (
 // also carries its entry's serial, and a pick that finds another there (or
 // none) starts over.
 type ring struct {
-	root *rinner // never replaced
+	top  []unsafe.Pointer // the root table: slots as an inner node's
+	bits uint             // of the hash the table indexes by
 	// The entry table holds the entries by slot: the writer's tab, whose
 	// first element and length picks read. A slot is set before any point
 	// names it, and cleared after the last is gone; the table is copied
@@ -53,10 +57,15 @@ type ring struct {
 }
 
 const (
-	ringBits  = 4
-	ringFan   = 1 << ringBits // children of an inner node
-	ringLeaf  = 24            // points of a leaf
-	ringDepth = 64 / ringBits // levels the hash has bits for
+	ringBits = 4
+	ringFan  = 1 << ringBits // children of an inner node
+	ringLeaf = 24            // points of a leaf
+	// A table is built for ringSlot points a slot (half as many to as
+	// many, on average); the picker builds the ring anew once it has 8
+	// times as many, or a quarter as many.
+	ringSlot                 = ringLeaf / 3
+	ringMinBits, ringMaxBits = ringBits, 26
+	ringDepth                = 1 + (64-ringMinBits)/ringBits // levels at most
 )
 
 // point is one virtual node on the ring: a hash, and the slot and serial
@@ -200,11 +209,33 @@ func (r *ring) unbind(s uint32) {
 	r.free = append(r.free, s)
 }
 
-// slot is where hash h goes in an inner node at depth d.
-func slot(h uint64, d int) int { return int(h>>(64-ringBits*(d+1))) & (ringFan - 1) }
+// newRing returns an empty ring whose table suits the given number of
+// points.
+func newRing(points int) *ring {
+	b := uint(bits.Len(uint(points / ringSlot)))
+	b = min(max(b, ringMinBits), ringMaxBits)
+	return &ring{top: make([]unsafe.Pointer, 1<<b), bits: b}
+}
 
-func newRing() *ring {
-	return &ring{root: new(rinner)}
+// slot is where hash h goes at depth d: in the table at depth 0, else in
+// an inner node, by the 4 bits after those of the levels above (fewer at
+// the last level when the table's bits are not a multiple of 4).
+func (r *ring) slot(h uint64, d int) int {
+	if d == 0 {
+		return int(h >> (64 - r.bits))
+	}
+	return int(h << (r.bits + ringBits*uint(d-1)) >> (64 - ringBits))
+}
+
+// last reports whether a leaf in a slot at depth d uses every bit of its
+// hashes, so cannot split.
+func (r *ring) last(d int) bool { return r.bits+ringBits*uint(d) >= 64 }
+
+// skewed reports whether the ring has grown or shrunk so far from the
+// size its table was made for that it is worth building anew.
+func (r *ring) skewed() bool {
+	avg := r.n.Load() >> r.bits
+	return avg > 8*ringSlot || r.bits > ringMinBits && r.n.Load() < int64(ringSlot<<r.bits)/4
 }
 
 // owner returns the first point at or after hash h, going round past the
@@ -224,12 +255,8 @@ func (r *ring) owner(h uint64) (point, *entry, bool) {
 
 // lookup is owner once: false if it found no point.
 func (r *ring) lookup(h uint64) (point, bool) {
-	n := r.root
-	for d := range ringDepth {
-		s := load(&n.slots[slot(h, d)])
-		if s == nil {
-			break
-		}
+	s := load(&r.top[h>>(64-r.bits)])
+	for d := 1; s != nil; d++ {
 		if isLeaf(s) {
 			w := words(s)
 			k := int(w[0])
@@ -239,7 +266,7 @@ func (r *ring) lookup(h uint64) (point, bool) {
 			}
 			break
 		}
-		n = (*rinner)(s)
+		s = load(&(*rinner)(s).slots[r.slot(h, d)])
 	}
 	return r.after(h)
 }
@@ -247,29 +274,41 @@ func (r *ring) lookup(h uint64) (point, bool) {
 // after is lookup when h is past the last point of its leaf (or its slot
 // is empty): the first point of the next subtree, going up the path again.
 func (r *ring) after(h uint64) (point, bool) {
-	path := [ringDepth]*rinner{r.root}
+	var path [ringDepth]*rinner // path[d] holds the slot at depth d; the table's is nil
+	s := load(&r.top[r.slot(h, 0)])
 	d := 0
-	for d+1 < ringDepth {
-		s := load(&path[d].slots[slot(h, d)])
-		if s == nil || isLeaf(s) {
-			break
-		}
+	for s != nil && !isLeaf(s) {
 		d++
 		path[d] = (*rinner)(s)
+		s = load(&path[d].slots[r.slot(h, d)])
 	}
-	for ; d >= 0; d-- {
+	for ; d > 0; d-- {
 		n := path[d]
-		for j := slot(h, d) + 1; j < ringFan; j++ {
+		for j := r.slot(h, d) + 1; j < ringFan; j++ {
 			if s := load(&n.slots[j]); s != nil {
 				return first(s)
 			}
 		}
 	}
-	return first(unsafe.Pointer(r.root))
+	if p, ok := r.first(r.slot(h, 0) + 1); ok {
+		return p, true
+	}
+	return r.first(0) // round past the last point
 }
 
-// first returns the least point below s; false if it found none (the
-// subtree emptied as it was read).
+// first returns the least point in the table's slots from i on; false if
+// it found none.
+func (r *ring) first(i int) (point, bool) {
+	for ; i < len(r.top); i++ {
+		if s := load(&r.top[i]); s != nil {
+			return first(s)
+		}
+	}
+	return point{}, false
+}
+
+// first returns the least point below slot value s; false if it found
+// none (the subtree emptied as it was read).
 func first(s unsafe.Pointer) (point, bool) {
 next:
 	for !isLeaf(s) {
@@ -291,27 +330,24 @@ next:
 // following each other. A change of an instance's points is otherwise a
 // chain of misses per point on a ring too big for the cache.
 func (r *ring) warm(hs []uint64) int {
-	ns := make([]*rinner, len(hs))
-	for i := range ns {
-		ns[i] = r.root
+	ss := make([]unsafe.Pointer, len(hs))
+	for i, h := range hs {
+		ss[i] = r.top[r.slot(h, 0)]
 	}
 	sum := 0
 	for d, more := 0, true; more; d++ {
 		more = false
-		for i, n := range ns {
-			if n == nil {
-				continue
-			}
-			s := n.slots[slot(hs[i], d)]
-			ns[i] = nil
+		for i, s := range ss {
 			switch {
 			case s == nil:
 			case isLeaf(s):
 				w := words(s)
 				sum += int(w[len(w)/4]) + int(w[len(w)/2]) + int(w[len(w)-1])
+				ss[i] = nil
 			default:
-				ns[i] = (*rinner)(s)
-				sum += ns[i].size
+				n := (*rinner)(s)
+				sum += n.size
+				ss[i] = n.slots[r.slot(hs[i], d+1)]
 				more = true
 			}
 		}
@@ -321,48 +357,48 @@ func (r *ring) warm(hs []uint64) int {
 
 // insert adds p, which is not on the ring.
 func (r *ring) insert(p point) {
-	r.insertIn(r.root, p, 0)
+	r.insertAt(&r.top[r.slot(p.h, 0)], p, 0)
 	r.n.Add(1)
 }
 
-// insertIn adds p below n and says whether the points below n grew by one
-// (not if p, or the point it displaced, went to over).
-func (r *ring) insertIn(n *rinner, p point, d int) bool {
-	i := slot(p.h, d)
-	s := n.slots[i]
-	grew := true
+// insertAt adds p at slot sp, at depth d, and says whether the points
+// there grew by one (not if p, or the point it displaced, went to over).
+func (r *ring) insertAt(sp *unsafe.Pointer, p point, d int) bool {
+	s := *sp
 	switch {
 	case s == nil:
-		store(&n.slots[i], makeLeaf([]point{p}))
+		store(sp, makeLeaf([]point{p}))
+		return true
 	case !isLeaf(s):
-		grew = r.insertIn((*rinner)(s), p, d+1)
-	default:
-		var buf [ringLeaf + 1]point
-		ps := points(s, &buf)
-		j, _ := r.find(ps, p)
-		full := len(ps) == ringLeaf
-		ps = slices.Insert(ps, j, p)
-		switch {
-		case !full:
-			store(&n.slots[i], makeLeaf(ps))
-		case d+1 == ringDepth:
-			// A full leaf of one hash (all its bits are used): it keeps
-			// the least IDs, the others wait in over.
-			if p = ps[ringLeaf]; j < ringLeaf {
-				store(&n.slots[i], makeLeaf(ps[:ringLeaf]))
-			}
-			r.spill(p)
-			grew = false
-		default: // full: the slot becomes an inner node over the next bits
-			k := r.buildNode(ps, d+1)
-			grew = k.size == len(ps)
-			store(&n.slots[i], unsafe.Pointer(k))
+		n := (*rinner)(s)
+		grew := r.insertAt(&n.slots[r.slot(p.h, d+1)], p, d+1)
+		if grew {
+			n.size++
 		}
+		return grew
 	}
-	if grew {
-		n.size++
+	var buf [ringLeaf + 1]point
+	ps := points(s, &buf)
+	j, _ := r.find(ps, p)
+	full := len(ps) == ringLeaf
+	ps = slices.Insert(ps, j, p)
+	switch {
+	case !full:
+		store(sp, makeLeaf(ps))
+		return true
+	case r.last(d):
+		// A full leaf of one hash (all its bits are used): it keeps the
+		// least IDs, the others wait in over.
+		if p = ps[ringLeaf]; j < ringLeaf {
+			store(sp, makeLeaf(ps[:ringLeaf]))
+		}
+		r.spill(p)
+		return false
+	default: // full: the slot becomes an inner node over the next bits
+		n := r.buildNode(ps, d+1)
+		store(sp, unsafe.Pointer(n))
+		return n.size == len(ps)
 	}
-	return grew
 }
 
 // spill puts p in over.
@@ -400,61 +436,60 @@ func (r *ring) unspill(h uint64, p *point) (point, bool) {
 
 // remove deletes p, if it is on the ring.
 func (r *ring) remove(p point) {
-	r.removeIn(r.root, p, 0)
+	r.removeAt(&r.top[r.slot(p.h, 0)], p, 0)
 	if r.n.Load() == 0 {
 		r.over = nil
 	}
 }
 
-// removeIn deletes p below n, and says whether it was found and whether
-// the points below n shrank by one (not if p was in over, or a point from
-// over took its place).
-func (r *ring) removeIn(n *rinner, p point, d int) (found, shrank bool) {
-	i := slot(p.h, d)
-	s := n.slots[i]
+// removeAt deletes p from slot sp, at depth d, and says whether it was
+// found and whether the points there shrank by one (not if p was in over,
+// or a point from over took its place).
+func (r *ring) removeAt(sp *unsafe.Pointer, p point, d int) (found, shrank bool) {
+	s := *sp
 	switch {
 	case s == nil:
 		return false, false
 	case !isLeaf(s):
-		k := (*rinner)(s)
-		if found, shrank = r.removeIn(k, p, d+1); !found {
+		n := (*rinner)(s)
+		if found, shrank = r.removeAt(&n.slots[r.slot(p.h, d+1)], p, d+1); !found {
 			return false, false
 		}
-		if k.size <= ringLeaf/2 {
-			store(&n.slots[i], makeLeaf(fold(k)))
+		if shrank {
+			n.size--
 		}
-	default:
-		var buf [ringLeaf + 1]point
-		ps := points(s, &buf)
-		j, in := r.find(ps, p)
-		if !in {
-			if d+1 == ringDepth {
-				if _, ok := r.unspill(p.h, &p); ok {
-					r.n.Add(-1)
-					return true, false
-				}
-			}
-			return false, false
+		if n.size <= ringLeaf/2 {
+			store(sp, makeLeaf(fold(n)))
 		}
-		r.n.Add(-1)
-		found, shrank = true, true
-		q, refill := point{}, false
-		if d+1 == ringDepth {
-			q, refill = r.unspill(p.h, nil)
-		}
-		ps = slices.Delete(ps, j, j+1)
-		if refill { // the least of the rest, after all the leaf's
-			ps = append(ps, q)
-			shrank = false
-		}
-		if len(ps) == 0 {
-			store(&n.slots[i], nil)
-		} else {
-			store(&n.slots[i], makeLeaf(ps))
-		}
+		return found, shrank
 	}
-	if shrank {
-		n.size--
+	var buf [ringLeaf + 1]point
+	ps := points(s, &buf)
+	j, in := r.find(ps, p)
+	if !in {
+		if r.last(d) {
+			if _, ok := r.unspill(p.h, &p); ok {
+				r.n.Add(-1)
+				return true, false
+			}
+		}
+		return false, false
+	}
+	r.n.Add(-1)
+	found, shrank = true, true
+	q, refill := point{}, false
+	if r.last(d) {
+		q, refill = r.unspill(p.h, nil)
+	}
+	ps = slices.Delete(ps, j, j+1)
+	if refill { // the least of the rest, after all the leaf's
+		ps = append(ps, q)
+		shrank = false
+	}
+	if len(ps) == 0 {
+		store(sp, nil)
+	} else {
+		store(sp, makeLeaf(ps))
 	}
 	return found, shrank
 }
@@ -483,7 +518,7 @@ func fold(n *rinner) []point {
 // its index: points sorted by hash and ties in entry order, given entries
 // in ID order.
 func buildRing(ents []*entry, ps []point) *ring {
-	r := &ring{}
+	r := newRing(len(ps))
 	r.tab = make([]atomic.Pointer[entry], len(ents))
 	for i, e := range ents {
 		r.tab[i].Store(e)
@@ -492,36 +527,44 @@ func buildRing(ents []*entry, ps []point) *ring {
 		r.ents.Store(&r.tab[0])
 		r.nent.Store(uint32(len(ents)))
 	}
-	r.root = r.buildNode(ps, 0)
+	r.fill(r.top, ps, 0)
 	r.n.Store(int64(len(ps)))
 	return r
 }
 
 // buildNode returns an inner node at depth d over sorted points.
 func (r *ring) buildNode(ps []point, d int) *rinner {
-	n := &rinner{size: len(ps)}
+	n := new(rinner)
+	n.size = r.fill(n.slots[:], ps, d)
+	return n
+}
+
+// fill puts sorted points in the empty slots of depth d and returns how
+// many it put there, over excepted.
+func (r *ring) fill(slots []unsafe.Pointer, ps []point, d int) int {
+	size := len(ps)
 	for len(ps) > 0 {
-		i := slot(ps[0].h, d)
+		i := r.slot(ps[0].h, d)
 		j := 1
-		for j < len(ps) && slot(ps[j].h, d) == i {
+		for j < len(ps) && r.slot(ps[j].h, d) == i {
 			j++
 		}
 		switch {
-		case j <= ringLeaf || d+1 == ringDepth:
-			n.slots[i] = makeLeaf(ps[:min(j, ringLeaf)])
+		case j <= ringLeaf || r.last(d):
+			slots[i] = makeLeaf(ps[:min(j, ringLeaf)])
 			if j > ringLeaf { // one hash, more points than a leaf holds
-				n.size -= j - ringLeaf
+				size -= j - ringLeaf
 				if r.over == nil {
 					r.over = make(map[uint64][]point)
 				}
 				r.over[ps[0].h] = slices.Clone(ps[ringLeaf:j])
 			}
 		default:
-			k := r.buildNode(ps[:j], d+1)
-			n.slots[i] = unsafe.Pointer(k)
-			n.size -= j - k.size
+			n := r.buildNode(ps[:j], d+1)
+			slots[i] = unsafe.Pointer(n)
+			size -= j - n.size
 		}
 		ps = ps[j:]
 	}
-	return n
+	return size
 }

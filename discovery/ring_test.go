@@ -18,10 +18,10 @@ import (
 func checkRing(t *testing.T, r *ring) []point {
 	t.Helper()
 	var out []point
-	var walk func(n *rinner, d int) int
-	walk = func(n *rinner, d int) int {
+	var walk func(slots []unsafe.Pointer, d int) int
+	walk = func(slots []unsafe.Pointer, d int) int {
 		size := 0
-		for i, s := range n.slots {
+		for i, s := range slots {
 			before := len(out)
 			switch {
 			case s == nil:
@@ -40,32 +40,41 @@ func checkRing(t *testing.T, r *ring) []point {
 				size += len(ps)
 				if over := r.over[ps[0].h]; over != nil && ps[0].h == ps[len(ps)-1].h {
 					require.Equal(t, ringLeaf, len(ps), "points wait in over only behind a full leaf")
-					require.Equal(t, ringDepth, d+1, "only the deepest leaves spill")
+					require.True(t, r.last(d), "only the deepest leaves spill")
 					out = append(out, over...)
 				}
 			default:
-				require.Less(t, d+1, ringDepth, "an inner node at the deepest level")
-				s := walk((*rinner)(s), d+1)
-				require.Greater(t, s, ringLeaf/2, "inner node not folded")
-				size += s
+				require.False(t, r.last(d), "an inner node at the deepest level")
+				n := (*rinner)(s)
+				k := walk(n.slots[:], d+1)
+				require.Greater(t, k, ringLeaf/2, "inner node not folded")
+				require.Equal(t, k, n.size)
+				size += k
 			}
 			for _, p := range out[before:] {
-				require.Equal(t, i, slot(p.h, d), "point under the wrong slot")
+				require.Equal(t, i, r.slot(p.h, d), "point under the wrong slot")
 			}
 		}
-		require.Equal(t, size, n.size)
 		return size
 	}
-	walk(r.root, 0)
+	walk(r.top, 0)
 	require.Equal(t, r.n.Load(), int64(len(out)))
 	require.True(t, slices.IsSortedFunc(out, r.cmp))
 	return out
 }
 
+// The ring against a sorted list, with the least table and with one of 7
+// bits, whose last level has 1 bit.
 func TestRingAgainstASortedList(t *testing.T) {
+	for _, points := range []int{0, ringSlot << 6} {
+		r := newRing(points)
+		t.Run(fmt.Sprintf("bits=%d", r.bits), func(t *testing.T) { testRingAgainstASortedList(t, r) })
+	}
+}
+
+func testRingAgainstASortedList(t *testing.T, r *ring) {
 	rng := rand.New(rand.NewPCG(3, 4))
 	const entries = 500
-	r := newRing()
 	slots := make([]uint32, entries)
 	for i := range slots {
 		e := &entry{serial: uint32(i + 1), cold: &cold{id: fmt.Sprintf("e%03d", i)}}
@@ -247,7 +256,7 @@ func TestRingReadDuringChanges(t *testing.T) {
 // after the slot went to another, takes neither: it reads the ring again.
 // Here the ring keeps the point for a while, as an old leaf would.
 func TestRingPointOfAFreedSlot(t *testing.T) {
-	r := newRing()
+	r := newRing(0)
 	x := &entry{serial: 1, cold: &cold{id: "x"}}
 	o := &entry{serial: 2, cold: &cold{id: "o"}}
 	sx, so := r.bind(x), r.bind(o)
