@@ -239,8 +239,10 @@ func (s *Server) Leave(ctx context.Context) error {
 // member's own view: when the entry that removes it commits without it
 // (it was paused, or slow), it learns of it from its peers refusing it and
 // still lists itself. Removed then asks those peers, over the peer
-// transport, which members they have, until one answers or ctx ends; it
-// returns an error if none did.
+// transport, which members they have: all at once, so that one that holds
+// the question unanswered (paused, or behind a partition) does not keep
+// the others from being heard. It returns with the first answer, or an
+// error once none can answer or ctx ends.
 func (s *Server) Removed(ctx context.Context) (bool, error) {
 	var peers []string
 	listed := false
@@ -261,13 +263,28 @@ func (s *Server) Removed(ctx context.Context) (bool, error) {
 	hc := &http.Client{Transport: rt}
 	defer hc.CloseIdleConnections()
 	cluster := s.etcd.Server.Cluster().ID().String()
-	var errs []error
+	type answer struct {
+		ids []uint64
+		err error
+	}
+	answers := make(chan answer, len(peers))
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel() // the others' questions, once one is answered
 	for _, u := range peers {
-		ids, err := peerMembers(ctx, hc, u, cluster)
-		if err == nil {
-			return !slices.Contains(ids, s.ID()), nil
+		wg.Go(func() {
+			ids, err := peerMembers(ctx, hc, u, cluster)
+			answers <- answer{ids, err}
+		})
+	}
+	var errs []error
+	for range peers {
+		a := <-answers
+		if a.err == nil {
+			return !slices.Contains(a.ids, s.ID()), nil
 		}
-		errs = append(errs, err)
+		errs = append(errs, a.err)
 	}
 	return false, fmt.Errorf("embedded: removed: no peer answered: %w", errors.Join(errs...))
 }

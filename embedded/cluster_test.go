@@ -2,6 +2,8 @@ package embedded_test
 
 import (
 	"context"
+	"errors"
+	"io"
 	"net"
 	"path/filepath"
 	"slices"
@@ -12,6 +14,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/rosterkit/roster/embedded"
@@ -304,4 +307,81 @@ func TestClusterClosesTogether(t *testing.T) {
 	for i, s := range servers {
 		require.Less(t, took[i], 5*time.Second, "%s took as long as etcd's own leadership hand-over", s.Name())
 	}
+}
+
+// TestRemovedHearsPastABlackHole gives the cluster a learner whose peer
+// address accepts connections and never answers, ordered before every
+// other peer: Removed still hears from the others at once.
+func TestRemovedHearsPastABlackHole(t *testing.T) {
+	t.Parallel()
+	c := embeddedtest.StartCluster(t, 3)
+	ctx := ctxT(t, 60*time.Second)
+	cli := c.Client()
+	least := uint64(1<<64 - 1)
+	for _, m := range c.Members {
+		least = min(least, m.Server().ID())
+	}
+	var learner uint64
+	for range 50 { // etcd picks the ID; keep one that sorts first
+		hole := blackHole(t) // a removed member's address may not return
+		var resp *clientv3.MemberAddResponse
+		require.Eventually(t, func() bool {
+			// Refused until every member has been connected for 5 s.
+			var err error
+			resp, err = cli.MemberAddAsLearner(ctx, []string{"http://" + hole})
+			require.True(t, err == nil || errors.Is(err, rpctypes.ErrUnhealthy), "%v", err)
+			return err == nil
+		}, 20*time.Second, 100*time.Millisecond)
+		if resp.Member.ID < least {
+			learner = resp.Member.ID
+			break
+		}
+		_, err := cli.MemberRemove(ctx, resp.Member.ID)
+		require.NoError(t, err)
+	}
+	require.NotZero(t, learner, "no learner ID sorted before the members'")
+	t.Cleanup(func() { _, _ = cli.MemberRemove(context.Background(), learner) })
+	for _, m := range c.Members {
+		require.Eventually(t, func() bool { return len(m.Server().Members()) == 4 },
+			10*time.Second, 10*time.Millisecond, "%s lists the learner", m.Server().Name())
+		start := time.Now()
+		removed, err := m.Server().Removed(ctx)
+		took := time.Since(start)
+		require.NoError(t, err)
+		require.False(t, removed)
+		require.Less(t, took, 3*time.Second, "%s waited on the black hole", m.Server().Name())
+		t.Logf("%s: answered in %v", m.Server().Name(), took.Round(time.Millisecond))
+	}
+}
+
+// blackHole returns the address of a listener that accepts connections,
+// reads what they send and never answers, until the test ends.
+func blackHole(t *testing.T) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var conns []net.Conn
+	wg.Go(func() {
+		for {
+			conn, err := l.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, conn)
+			mu.Unlock()
+			wg.Go(func() { _, _ = io.Copy(io.Discard, conn) })
+		}
+	})
+	t.Cleanup(func() {
+		l.Close()
+		mu.Lock()
+		for _, conn := range conns {
+			conn.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
+	return l.Addr().String()
 }
