@@ -83,7 +83,11 @@
 // contradictory value is an error wrapping roster.ErrInvalidOption, nil
 // means none. A nil client is roster.ErrNilClient. Close resigns and stops
 // everything the Election started, never waiting much longer than a TTL;
-// Shutdown does the same within the caller's context.
+// Shutdown does the same within the caller's context. A campaign that fails
+// after its key may have been written spends up to 2 s more taking it back
+// out; if etcd stays out of reach for those 2 s, a key it did write stays
+// until the next Campaign of the Election takes it over, or its session
+// ends (Close ends the Election's own).
 //
 // # Observability
 //

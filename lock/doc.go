@@ -84,7 +84,9 @@
 // lock holds and stops what it started, never waiting much longer than a
 // TTL; Shutdown does the same within the caller's context. An acquisition
 // that fails after its key may have been written spends up to 2 s more
-// taking it back out.
+// taking it back out. If etcd stays out of reach for those 2 s, a key it
+// did write stays until its session ends, or for a Mutex until its next
+// Lock, which replaces it: Close, or a lost session, frees it.
 //
 // # Observability
 //
