@@ -87,7 +87,7 @@
 // after its key may have been written spends up to 2 s more taking it back
 // out; if etcd stays out of reach for those 2 s, a key it did write stays
 // until the next Campaign of the Election takes it over, or its session
-// ends (Close ends the Election's own).
+// ends (Close ends the session an Election keeps for itself).
 //
 // # Observability
 //
