@@ -43,7 +43,7 @@ func (e *Election) campaign(ctx context.Context, value string, began time.Time) 
 	if err != nil {
 		return nil, err
 	}
-	q := recipe.Queue{Client: e.cli, Prefix: e.prefix}
+	q := recipe.Queue{Client: e.cli, Prefix: e.prefix, Sweeper: e.sweep}
 	en, err := q.Enqueue(ctx, s, value)
 	if err != nil {
 		return nil, err
@@ -53,7 +53,7 @@ func (e *Election) campaign(ctx context.Context, value string, began time.Time) 
 		// withdrawal failed: keep its place, with the new value.
 		f := recipe.Fence{Client: e.cli, Key: en.Key, Rev: en.Rev, ErrNotHeld: ErrKeyDeleted}
 		if _, err := f.Do(ctx, clientv3.OpPut(en.Key, value, clientv3.WithLease(s.Lease()))); err != nil {
-			_ = q.Withdraw(en)
+			_ = q.Withdraw(s, en)
 			return nil, err
 		}
 	}

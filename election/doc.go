@@ -85,9 +85,9 @@
 // everything the Election started, never waiting much longer than a TTL;
 // Shutdown does the same within the caller's context. A campaign that fails
 // after its key may have been written spends up to 2 s more taking it back
-// out; if etcd stays out of reach for those 2 s, a key it did write stays
-// until the next Campaign of the Election takes it over, or its session
-// ends (Close ends the session an Election keeps for itself).
+// out; if etcd stays out of reach for those 2 s, the Election goes on in
+// the background until etcd answers, the session ends or Close gives up,
+// and its next Campaign waits for that first.
 //
 // # Observability
 //

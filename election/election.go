@@ -32,6 +32,7 @@ type Election struct {
 	mgr     *session.Manager
 	ownMgr  bool
 	unclaim func() // gives the name back to a shared manager
+	sweep   *recipe.Sweeper
 
 	ctx    context.Context // cancelled by Close
 	cancel context.CancelFunc
@@ -59,7 +60,8 @@ func New(cli *clientv3.Client, name string, opts ...Option) (*Election, error) {
 	if err != nil {
 		return nil, err
 	}
-	e := &Election{cli: cli, name: name, prefix: keys.ElectionPrefix(o.ns, name), opts: o, mgr: o.mgr}
+	e := &Election{cli: cli, name: name, prefix: keys.ElectionPrefix(o.ns, name), opts: o, mgr: o.mgr,
+		sweep: recipe.NewSweeper()}
 	if e.mgr != nil {
 		if e.unclaim, err = e.mgr.Claim(e.prefix); err != nil {
 			return nil, fmt.Errorf("election %s: %w", name, err)
@@ -128,9 +130,14 @@ func (e *Election) shutdown(ctx context.Context) error {
 			}
 		}
 		e.wg.Wait()
+		// A key left by a failed campaign goes with the lease when the
+		// sessions are the Election's own; on a shared Manager it is swept
+		// within ctx.
 		if e.ownMgr {
 			errs = append(errs, e.mgr.Shutdown(ctx))
+			e.sweep.Close(ctx)
 		} else {
+			e.sweep.Close(ctx)
 			e.unclaim()
 		}
 		e.closeErr = errors.Join(errs...)

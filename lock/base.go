@@ -29,6 +29,7 @@ type base struct {
 	sessions *session.Manager
 	own      bool   // sessions is ours to close
 	unclaim  func() // gives the name back to a shared manager
+	sweep    *recipe.Sweeper
 	in       *instruments
 
 	closing context.Context // cancelled by Close
@@ -59,7 +60,7 @@ func newBase(cli *clientv3.Client, kind, name string, opts []Option, prefix func
 	}
 	pfx := prefix(cfg.namespace)
 	b := &base{cli: cli, kind: kind, name: name, sessions: cfg.sessions, holds: make(map[*Hold]struct{}),
-		in: newInstruments(cfg, kind, name)}
+		in: newInstruments(cfg, kind, name), sweep: recipe.NewSweeper()}
 	if b.sessions != nil {
 		// One lease, one key per mutex: two handles of one name on a
 		// shared manager would share it (etcd #11360). Semaphores and RW
@@ -209,9 +210,14 @@ func (b *base) shut(ctx context.Context) error {
 		}
 		wg.Wait()
 		b.wg.Wait()
+		// A key left by a failed acquisition goes with the lease when the
+		// sessions are the lock's own; on a shared Manager it is swept
+		// within ctx.
 		if b.own {
 			errs = append(errs, b.sessions.Shutdown(ctx))
+			b.sweep.Close(ctx)
 		} else {
+			b.sweep.Close(ctx)
 			b.unclaim()
 		}
 		b.closeErr = errors.Join(errs...)

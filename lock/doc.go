@@ -84,9 +84,10 @@
 // lock holds and stops what it started, never waiting much longer than a
 // TTL; Shutdown does the same within the caller's context. An acquisition
 // that fails after its key may have been written spends up to 2 s more
-// taking it back out. If etcd stays out of reach for those 2 s, a key it
-// did write stays until its session ends, or for a Mutex until its next
-// Lock, which replaces it: Close, or a lost session, frees it.
+// taking it back out; if etcd stays out of reach for those 2 s, the lock
+// goes on in the background until etcd answers, the session ends or Close
+// gives up (a Mutex's next Lock, which would put the same key, waits for
+// that first).
 //
 // # Observability
 //

@@ -33,7 +33,7 @@ func NewMutex(cli *clientv3.Client, name string, opts ...Option) (*Mutex, error)
 	if err != nil {
 		return nil, err
 	}
-	return &Mutex{b: b, queue: recipe.Queue{Client: cli, Prefix: prefix}, turn: make(chan struct{}, 1)}, nil
+	return &Mutex{b: b, queue: recipe.Queue{Client: cli, Prefix: prefix, Sweeper: b.sweep}, turn: make(chan struct{}, 1)}, nil
 }
 
 // Prefix is the mutex's key prefix, with its trailing slash. Without it,
@@ -151,7 +151,7 @@ func (m *Mutex) enqueue(ctx context.Context, s *session.Session) (e recipe.Entry
 	key := keys.LeaseKey(m.queue.Prefix, int64(s.Lease()))
 	oldest := clientv3.OpGet(m.queue.Prefix, clientv3.WithFirstCreate()...)
 	for range 2 {
-		resp, err := recipe.Put(ctx, s, m.b.cli, key, func(ctx context.Context) (*clientv3.TxnResponse, error) {
+		resp, err := recipe.Put(ctx, s, m.b.cli, key, m.queue.Sweeper, func(ctx context.Context) (*clientv3.TxnResponse, error) {
 			return m.b.cli.Txn(ctx).
 				If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
 				Then(clientv3.OpPut(key, "", clientv3.WithLease(s.Lease())), oldest).
@@ -185,7 +185,7 @@ func (m *Mutex) enqueue(ctx context.Context, s *session.Session) (e recipe.Entry
 // lease left by a failed Release is removed and the attempt made again.
 func (m *Mutex) tryPut(ctx context.Context, s *session.Session, key string) (recipe.Entry, error) {
 	for range 2 {
-		resp, err := recipe.Put(ctx, s, m.b.cli, key, func(ctx context.Context) (*clientv3.TxnResponse, error) {
+		resp, err := recipe.Put(ctx, s, m.b.cli, key, m.queue.Sweeper, func(ctx context.Context) (*clientv3.TxnResponse, error) {
 			return m.b.cli.Txn(ctx).
 				If(clientv3.Compare(clientv3.CreateRevision(m.queue.Prefix), "=", 0).WithPrefix()).
 				Then(clientv3.OpPut(key, "", clientv3.WithLease(s.Lease()))).

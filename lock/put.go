@@ -22,10 +22,11 @@ const maxPutAttempts = 4
 // session's lease. Unlike the mutex's one key per lease, this lets one
 // session hold many permits or read locks at once. The extra ops run in the
 // same transaction, after the put; their responses are returned.
-func put(ctx context.Context, cli *clientv3.Client, s *session.Session, prefix, tag, value string, extra ...clientv3.Op) (recipe.Entry, []*pb.ResponseOp, error) {
+func put(ctx context.Context, q recipe.Queue, s *session.Session, tag, value string, extra ...clientv3.Op) (recipe.Entry, []*pb.ResponseOp, error) {
+	cli := q.Client
 	for range maxPutAttempts {
-		key := keys.LeaseKey(prefix+tag, int64(s.Lease())) + fmt.Sprintf("-%08x", rand.Uint32())
-		resp, err := recipe.Put(ctx, s, cli, key, func(ctx context.Context) (*clientv3.TxnResponse, error) {
+		key := keys.LeaseKey(q.Prefix+tag, int64(s.Lease())) + fmt.Sprintf("-%08x", rand.Uint32())
+		resp, err := recipe.Put(ctx, s, cli, key, q.Sweeper, func(ctx context.Context) (*clientv3.TxnResponse, error) {
 			return cli.Txn(ctx).
 				If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
 				Then(append([]clientv3.Op{clientv3.OpPut(key, value, clientv3.WithLease(s.Lease()))}, extra...)...).
@@ -39,13 +40,13 @@ func put(ctx context.Context, cli *clientv3.Client, s *session.Session, prefix, 
 			return recipe.Entry{Key: key, Rev: rev, Header: rev, Value: value}, resp.Responses[1:], nil
 		}
 	}
-	return recipe.Entry{}, nil, fmt.Errorf("queue under %s: no free key name after %d attempts", prefix, maxPutAttempts)
+	return recipe.Entry{}, nil, fmt.Errorf("queue under %s: no free key name after %d attempts", q.Prefix, maxPutAttempts)
 }
 
-// withdraw takes e back out of q after an acquisition failed with err, and
-// says so if that failed too: the key then stays until its session ends.
-func withdraw(q recipe.Queue, e recipe.Entry, err error) error {
-	if werr := q.Withdraw(e); werr != nil {
+// withdraw takes e, of session s, back out of q after an acquisition
+// failed with err, and says so if that failed too.
+func withdraw(q recipe.Queue, s *session.Session, e recipe.Entry, err error) error {
+	if werr := q.Withdraw(s, e); werr != nil {
 		return fmt.Errorf("%w (and withdrawing %s: %w)", err, e.Key, werr)
 	}
 	return err

@@ -31,7 +31,7 @@ func NewRWMutex(cli *clientv3.Client, name string, opts ...Option) (*RWMutex, er
 	if err != nil {
 		return nil, err
 	}
-	return &RWMutex{b: b, queue: recipe.Queue{Client: cli, Prefix: prefix}, reader: readerRule(prefix)}, nil
+	return &RWMutex{b: b, queue: recipe.Queue{Client: cli, Prefix: prefix, Sweeper: b.sweep}, reader: readerRule(prefix)}, nil
 }
 
 // RLock waits for a read lock. If ctx ends, the lock is closed or the
@@ -68,7 +68,7 @@ func (rw *RWMutex) acquire(ctx context.Context, read, try bool) (*Hold, error) {
 			tag, rule = readTag, rw.reader
 		}
 		// All keys are ahead of ours: count them, and the readers among them.
-		e, rs, err := put(ctx, rw.b.cli, s, rw.queue.Prefix, tag, "",
+		e, rs, err := put(ctx, rw.queue, s, tag, "",
 			clientv3.OpGet(rw.queue.Prefix, clientv3.WithPrefix(), clientv3.WithCountOnly()),
 			clientv3.OpGet(rw.queue.Prefix+readTag, clientv3.WithPrefix(), clientv3.WithCountOnly()))
 		if err != nil {
@@ -79,7 +79,7 @@ func (rw *RWMutex) acquire(ctx context.Context, read, try bool) (*Hold, error) {
 		switch {
 		case free:
 		case try:
-			return nil, withdraw(rw.queue, e, ErrLocked)
+			return nil, withdraw(rw.queue, s, e, ErrLocked)
 		default:
 			if e.Header, err = rw.queue.Wait(ctx, s, e, rule); err != nil {
 				return nil, err

@@ -44,7 +44,7 @@ func NewSemaphore(cli *clientv3.Client, name string, limit int, opts ...Option) 
 	}
 	return &Semaphore{
 		b:      b,
-		queue:  recipe.Queue{Client: cli, Prefix: prefix},
+		queue:  recipe.Queue{Client: cli, Prefix: prefix, Sweeper: b.sweep},
 		limit:  int64(limit),
 		value:  strconv.Itoa(limit),
 		admits: sameLimit(recipe.Shared(int64(limit)), strconv.Itoa(limit)),
@@ -80,7 +80,7 @@ func (s *Semaphore) acquire(ctx context.Context, try bool) (*Hold, error) {
 		// The oldest limit+1 keys: the oldest says which limit is in
 		// force, and if fewer than limit keys are ahead of ours they are
 		// all among them.
-		e, rs, err := put(ctx, s.b.cli, sess, s.queue.Prefix, "", s.value,
+		e, rs, err := put(ctx, s.queue, sess, "", s.value,
 			clientv3.OpGet(s.queue.Prefix, clientv3.WithPrefix(),
 				clientv3.WithSort(clientv3.SortByCreateRevision, clientv3.SortAscend), clientv3.WithLimit(s.limit+1)))
 		if err != nil {
@@ -88,7 +88,7 @@ func (s *Semaphore) acquire(ctx context.Context, try bool) (*Hold, error) {
 		}
 		first := rs[0].GetResponseRange().GetKvs()
 		if len(first) > 0 && string(first[0].Value) != s.value {
-			return nil, withdraw(s.queue, e, fmt.Errorf("%w: limit %d, but %s holds with %.20q",
+			return nil, withdraw(s.queue, sess, e, fmt.Errorf("%w: limit %d, but %s holds with %.20q",
 				ErrLimitMismatch, s.limit, first[0].Key, first[0].Value))
 		}
 		var ahead []*mvccpb.KeyValue
@@ -99,7 +99,7 @@ func (s *Semaphore) acquire(ctx context.Context, try bool) (*Hold, error) {
 		}
 		if len(s.admits.Blockers(ahead)) > 0 {
 			if try {
-				return nil, withdraw(s.queue, e, ErrLocked)
+				return nil, withdraw(s.queue, sess, e, ErrLocked)
 			}
 			if e.Header, err = s.queue.Wait(ctx, sess, e, s.admits); err != nil {
 				return nil, err

@@ -21,6 +21,7 @@ type Proxy struct {
 	cut    bool
 	closed bool
 	paused chan struct{} // non-nil while paused; closed on resume
+	held   chan struct{} // the same for replies alone (PauseReplies)
 	delay  time.Duration
 	conns  map[net.Conn]struct{}
 	wg     sync.WaitGroup
@@ -72,6 +73,17 @@ func (p *Proxy) Pause() {
 	}
 }
 
+// PauseReplies stops forwarding bytes from the target only: requests
+// still arrive and are applied, their answers are held, as when a
+// partition begins while etcd answers. Pause after it stops both ways.
+func (p *Proxy) PauseReplies() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.held == nil {
+		p.held = make(chan struct{})
+	}
+}
+
 // Delay holds every byte for d in each direction before passing it on, as a
 // slow link would: a round trip takes 2d longer. Zero removes the delay.
 func (p *Proxy) Delay(d time.Duration) {
@@ -80,15 +92,23 @@ func (p *Proxy) Delay(d time.Duration) {
 	p.delay = d
 }
 
-// Restore undoes Cut, Pause and Delay.
+// Restore undoes Cut, Pause, PauseReplies and Delay.
 func (p *Proxy) Restore() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.cut = false
 	p.delay = 0
+	p.resumeLocked()
+}
+
+func (p *Proxy) resumeLocked() {
 	if p.paused != nil {
 		close(p.paused)
 		p.paused = nil
+	}
+	if p.held != nil {
+		close(p.held)
+		p.held = nil
 	}
 }
 
@@ -99,10 +119,7 @@ func (p *Proxy) Close() {
 	p.mu.Lock()
 	p.closed = true
 	p.closeConnsLocked()
-	if p.paused != nil {
-		close(p.paused)
-		p.paused = nil
-	}
+	p.resumeLocked()
 	p.mu.Unlock()
 	p.wg.Wait()
 }
@@ -139,8 +156,8 @@ func (p *Proxy) serve(in net.Conn) {
 		return
 	}
 	var wg sync.WaitGroup
-	wg.Go(func() { p.pipe(out, in) })
-	wg.Go(func() { p.pipe(in, out) })
+	wg.Go(func() { p.pipe(out, in, false) })
+	wg.Go(func() { p.pipe(in, out, true) })
 	wg.Wait()
 	p.untrack(in, out)
 }
@@ -177,7 +194,7 @@ type chunk struct {
 // the delay after they arrived; when either side fails, both are closed.
 // Reading and writing are separate, so a delay does not add up over
 // back-to-back chunks.
-func (p *Proxy) pipe(dst, src net.Conn) {
+func (p *Proxy) pipe(dst, src net.Conn, replies bool) {
 	queue := make(chan chunk, 64)
 	var wg sync.WaitGroup
 	wg.Go(func() {
@@ -188,11 +205,11 @@ func (p *Proxy) pipe(dst, src net.Conn) {
 			if failed {
 				continue
 			}
-			p.waitResumed()
+			p.waitResumed(replies)
 			if d := p.delayFor(c.at); d > 0 {
 				time.Sleep(d) // the link's latency itself
 			}
-			p.waitResumed()
+			p.waitResumed(replies)
 			if _, err := dst.Write(c.b); err != nil {
 				failed = true
 				src.Close() // ends the reader
@@ -221,11 +238,19 @@ func (p *Proxy) delayFor(at time.Time) time.Duration {
 	return time.Until(at.Add(d))
 }
 
-func (p *Proxy) waitResumed() {
-	p.mu.Lock()
-	ch := p.paused
-	p.mu.Unlock()
-	if ch != nil {
+// waitResumed waits while the proxy is paused, or holds replies when
+// these are.
+func (p *Proxy) waitResumed(replies bool) {
+	for {
+		p.mu.Lock()
+		ch := p.paused
+		if ch == nil && replies {
+			ch = p.held
+		}
+		p.mu.Unlock()
+		if ch == nil {
+			return
+		}
 		<-ch
 	}
 }

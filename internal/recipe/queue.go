@@ -24,14 +24,17 @@ const (
 
 // withdrawTimeout bounds the clean-up of a failed wait. It runs on a fresh
 // context (the caller's may be cancelled already), so it must not hang the
-// caller when etcd is out of reach; the key then goes with its session.
+// caller when etcd is out of reach; the Sweeper then goes on with it.
 const withdrawTimeout = 2 * time.Second
 
 // Queue is one recipe queue: the keys under Prefix, oldest create revision
 // first. Prefix ends with '/', e.g. keys.ElectionPrefix or keys.LockPrefix.
+// Sweeper, if set, takes back in the background the keys that failed
+// acquisitions could not take back at once.
 type Queue struct {
-	Client *clientv3.Client
-	Prefix string
+	Client  *clientv3.Client
+	Prefix  string
+	Sweeper *Sweeper
 }
 
 // Entry is one participant's place in a queue.
@@ -56,7 +59,7 @@ type Entry struct {
 // returns the session's error; it gives up when the session ends.
 func (q Queue) Enqueue(ctx context.Context, s *session.Session, value string) (Entry, error) {
 	key := keys.LeaseKey(q.Prefix, int64(s.Lease()))
-	resp, err := Put(ctx, s, q.Client, key, func(ctx context.Context) (*clientv3.TxnResponse, error) {
+	resp, err := Put(ctx, s, q.Client, key, q.Sweeper, func(ctx context.Context) (*clientv3.TxnResponse, error) {
 		return q.Client.Txn(ctx).
 			If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
 			Then(clientv3.OpPut(key, value, clientv3.WithLease(s.Lease()))).
@@ -92,12 +95,21 @@ func (q Queue) Check(ctx context.Context, e Entry, r Rule) (turn bool, rev int64
 	return len(st.blockers) == 0, st.rev, nil
 }
 
-// Withdraw removes e's key with Delete on a fresh, short context, for
-// clean-up after a failed or cancelled wait whose own context may be done.
-func (q Queue) Withdraw(e Entry) error {
+// Withdraw removes e's key, of session s, with Delete on a fresh, short
+// context, for clean-up after a failed or cancelled wait whose own context
+// may be done. If etcd does not answer in time, the queue's Sweeper goes on
+// in the background and Withdraw returns nil; without one, the error.
+func (q Queue) Withdraw(s *session.Session, e Entry) error {
+	del := func(ctx context.Context) error {
+		_, err := Delete(ctx, q.Client, e.Key, e.Rev)
+		return err
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), withdrawTimeout)
 	defer cancel()
-	_, err := Delete(ctx, q.Client, e.Key, e.Rev)
+	err := del(ctx)
+	if unanswered(err) && q.Sweeper.sweep(s, e.Key, del) {
+		return nil
+	}
 	return err
 }
 
@@ -107,13 +119,18 @@ func (q Queue) Withdraw(e Entry) error {
 // behind, in the queue for as long as its session lives. The key is deleted
 // if it is attached to lease, on a fresh short context (the client
 // reconnects meanwhile).
-func Abandon(cli *clientv3.Client, key string, lease clientv3.LeaseID) {
-	dctx, cancel := context.WithTimeout(context.Background(), withdrawTimeout)
+func Abandon(cli *clientv3.Client, key string, lease clientv3.LeaseID) error {
+	ctx, cancel := context.WithTimeout(context.Background(), withdrawTimeout)
 	defer cancel()
-	_, _ = cli.Txn(dctx).
+	return abandon(ctx, cli, key, lease)
+}
+
+func abandon(ctx context.Context, cli *clientv3.Client, key string, lease clientv3.LeaseID) error {
+	_, err := cli.Txn(ctx).
 		If(clientv3.Compare(clientv3.LeaseValue(key), "=", lease)).
 		Then(clientv3.OpDelete(key)).
 		Commit()
+	return err
 }
 
 // Delete deletes key only if its create revision is still rev, so a late

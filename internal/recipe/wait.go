@@ -60,9 +60,9 @@ func (st state) watched() []*mvccpb.KeyValue {
 // On any error while the session lives, Wait withdraws e's key (Delete, on
 // a fresh context bounded by a couple of seconds), so a cancelled wait
 // leaves nothing behind (etcd #21128). If etcd cannot be reached for that,
-// the returned error says so, and the key stays until the session ends or
-// the lease enqueues again (which re-uses it). Once the session has ended,
-// nobody renews its lease and the key goes with it.
+// the queue's Sweeper goes on with it in the background (without one, the
+// returned error says so and the key stays until the session ends). Once
+// the session has ended, nobody renews its lease and the key goes with it.
 //
 // Wait watches only the keys that must go away, and e's own key, in one
 // watch that starts when the server registers it, so it is in sync and gets
@@ -84,7 +84,7 @@ func (q Queue) Wait(ctx context.Context, s *session.Session, e Entry, r Rule) (i
 	if s.Err() != nil {
 		return 0, err // the key goes with the lease, which nobody renews now
 	}
-	if werr := q.Withdraw(e); werr != nil {
+	if werr := q.Withdraw(s, e); werr != nil {
 		return 0, fmt.Errorf("%w (and withdrawing %s: %w)", err, e.Key, werr)
 	}
 	return 0, err
