@@ -68,8 +68,10 @@ func TestFailedCampaignTakesItsKeyBackOnceEtcdAnswers(t *testing.T) {
 	require.Equal(t, 1, candidates(t, direct, "heldreply"), "etcd was out of reach for the clean-up")
 
 	proxy.Restore()
+	mended := time.Now()
 	require.Eventually(t, func() bool { return candidates(t, direct, "heldreply") == 0 }, 5*time.Second, 10*time.Millisecond,
 		"the key is taken back once etcd answers")
+	t.Logf("the key went %v after etcd answered again (TTL %v)", time.Since(mended).Round(time.Millisecond), ttl)
 	other := newElection(t, direct, "heldreply")
 	l, err := other.Campaign(testCtx(t), "other")
 	require.NoError(t, err)

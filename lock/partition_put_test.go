@@ -100,7 +100,9 @@ func TestFailedAcquisitionTakesItsKeyBackOnceEtcdAnswers(t *testing.T) {
 			require.Len(t, keysUnder(t, direct, c.prefix), 1, "etcd was out of reach for the clean-up")
 
 			proxy.Restore()
+			mended := time.Now()
 			waitKeys(t, direct, c.prefix, 0)
+			t.Logf("the key went %v after etcd answered again (TTL %v)", time.Since(mended).Round(time.Millisecond), ttl)
 			other := c.acquire(t, direct)
 			hctx, hcancel := context.WithTimeout(testCtx(t), 5*time.Second)
 			defer hcancel()
