@@ -234,8 +234,8 @@ func (r *ring) last(d int) bool { return r.bits+ringBits*uint(d) >= 64 }
 // skewed reports whether the ring has grown or shrunk so far from the
 // size its table was made for that it is worth building anew.
 func (r *ring) skewed() bool {
-	avg := r.n.Load() >> r.bits
-	return avg > 8*ringSlot || r.bits > ringMinBits && r.n.Load() < int64(ringSlot<<r.bits)/4
+	n := r.n.Load()
+	return n>>r.bits > 8*ringSlot || r.bits > ringMinBits && n < int64(ringSlot<<r.bits)/4
 }
 
 // owner returns the first point at or after hash h, going round past the

@@ -36,6 +36,16 @@ func newCutQueue(t *testing.T, sw *recipe.Sweeper) *cutQueue {
 	return c
 }
 
+// pendingSweep is a cut queue whose entry's withdrawal etcd did not
+// answer: its Sweeper goes on with it, and etcd stays out of reach.
+func pendingSweep(t *testing.T) (*recipe.Sweeper, *cutQueue) {
+	sw := recipe.NewSweeper()
+	c := newCutQueue(t, sw)
+	c.proxy.Pause()
+	require.NoError(t, c.q.Withdraw(c.s, c.e), "handed to the sweeper")
+	return sw, c
+}
+
 func (c *cutQueue) keys(t *testing.T) int {
 	resp, err := c.direct.Get(testCtx(t), c.e.Key, clientv3.WithCountOnly())
 	require.NoError(t, err)
@@ -46,10 +56,7 @@ func (c *cutQueue) keys(t *testing.T) int {
 // returns, a put of the same key waits for it, and the key goes as soon as
 // etcd answers.
 func TestWithdrawIsSweptOnceEtcdAnswers(t *testing.T) {
-	sw := recipe.NewSweeper()
-	c := newCutQueue(t, sw)
-	c.proxy.Pause()
-	require.NoError(t, c.q.Withdraw(c.s, c.e), "handed to the sweeper")
+	sw, c := pendingSweep(t)
 	require.Equal(t, 1, c.keys(t), "etcd did not get the delete")
 
 	ctx, cancel := context.WithTimeout(testCtx(t), 300*time.Millisecond)
@@ -76,10 +83,7 @@ func TestWithdrawIsSweptOnceEtcdAnswers(t *testing.T) {
 // Close waits for the pending sweeps until its context ends, then stops
 // them; a closed Sweeper takes no more, and the error is Withdraw's again.
 func TestSweeperCloseStopsWhatEtcdNeverAnswers(t *testing.T) {
-	sw := recipe.NewSweeper()
-	c := newCutQueue(t, sw)
-	c.proxy.Pause()
-	require.NoError(t, c.q.Withdraw(c.s, c.e))
+	sw, c := pendingSweep(t)
 	ctx, cancel := context.WithTimeout(testCtx(t), 200*time.Millisecond)
 	defer cancel()
 	start := time.Now()
@@ -94,10 +98,7 @@ func TestSweeperCloseStopsWhatEtcdNeverAnswers(t *testing.T) {
 
 // A sweep ends with its session, whose lease takes the key.
 func TestSweepEndsWithTheSession(t *testing.T) {
-	sw := recipe.NewSweeper()
-	c := newCutQueue(t, sw)
-	c.proxy.Pause()
-	require.NoError(t, c.q.Withdraw(c.s, c.e))
+	sw, c := pendingSweep(t)
 	ctx, cancel := context.WithTimeout(testCtx(t), 100*time.Millisecond)
 	defer cancel()
 	_ = c.s.Shutdown(ctx) // ends it; the revoke is not answered
