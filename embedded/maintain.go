@@ -14,10 +14,16 @@ const (
 	opTimeout     = 5 * time.Second  // one request of the maintenance
 	surveyTimeout = 2 * time.Second  // one member's Status
 	defragTimeout = 10 * time.Minute // one member's defragmentation, asked over the network
-	maxTick       = time.Second      // how often alarms and membership are looked at
+	maxTick       = time.Second      // how often membership and the defragmentation policy are looked at
 	dialTimeout   = 2 * time.Second  // a maintenance client's connection
 	defaultQuota  = storage.DefaultQuotaBytes
 )
+
+// alarmTick is how often alarms are looked at: well inside the shortest
+// NOSPACE recovery (it waits 200 ms for each member's compaction to
+// settle), so that every member sees, and logs, an alarm the leader then
+// disarms, and the leader starts recovering soon after the alarm.
+const alarmTick = 100 * time.Millisecond
 
 // maintainer is a member's housekeeping: the defragmentation policy, NOSPACE
 // recovery, scheduled snapshots and the logs of membership changes. It owns
@@ -102,21 +108,26 @@ func (m *maintainer) status() Status {
 	return Status{Defrag: m.defrag, NoSpace: m.nospace, Snapshots: m.snaps}
 }
 
-// monitor looks at the member every tick until the maintainer stops or etcd
-// stops the member.
+// monitor looks at the member every tick, and at its alarms every
+// alarmTick, until the maintainer stops or etcd stops the member.
 func (m *maintainer) monitor() {
 	t := time.NewTicker(m.tick)
 	defer t.Stop()
+	alarms := time.NewTicker(min(m.tick, alarmTick))
+	defer alarms.Stop()
 	for {
 		select {
 		case <-m.ctx.Done():
 			return
 		case <-m.s.etcd.Server.StopNotify():
 			return
+		case <-alarms.C:
+			m.watchAlarms(false)
+			continue
 		case <-t.C:
 		}
 		m.watchMembers()
-		if m.watchAlarms() {
+		if m.watchAlarms(true) {
 			continue // the policy waits for the alarm to go
 		}
 		if !m.cfg.defrag.Disabled && !time.Now().Before(m.nextDefrag) {

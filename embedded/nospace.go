@@ -45,15 +45,12 @@ type NoSpaceRecovery struct {
 const fitRatio = 0.8
 
 // watchAlarms logs NOSPACE alarms raised and cleared, and has the leader
-// recover from them. It reports whether one is raised.
-func (m *maintainer) watchAlarms() bool {
+// recover from them: at once when it sees one raised, and again at each
+// tick for as long as it stays (retry) if the recovery failed or found the
+// data too large. It reports whether one is raised.
+func (m *maintainer) watchAlarms(retry bool) bool {
 	srv := m.s.etcd.Server
-	var nospace []*pb.AlarmMember
-	for _, a := range srv.Alarms() {
-		if a.Alarm == pb.AlarmType_NOSPACE {
-			nospace = append(nospace, a)
-		}
-	}
+	nospace := m.nospaceAlarms()
 	m.mu.Lock()
 	was := m.nospace.Alarm
 	m.nospace.Alarm = len(nospace) > 0
@@ -75,15 +72,15 @@ func (m *maintainer) watchAlarms() bool {
 	if len(nospace) == 0 {
 		return false
 	}
-	if !m.cfg.nospace.Disabled && m.s.IsLeader() && m.mayRecover() {
-		m.recoverNoSpace(nospace)
+	if !m.cfg.nospace.Disabled && (retry || !was) && m.s.IsLeader() && m.mayRecover() {
+		m.recoverNoSpace()
 	}
 	return true
 }
 
 // mayRecover keeps a member that found the data too large from trying again
 // and again: only after keys were deleted (the revision moved), and not more
-// often than every ten looks.
+// often than every ten ticks of the monitor.
 func (m *maintainer) mayRecover() bool {
 	if m.verdictRev == 0 {
 		return true
@@ -91,9 +88,21 @@ func (m *maintainer) mayRecover() bool {
 	return m.s.etcd.Server.KV().Rev() != m.verdictRev && time.Since(m.verdictAt) >= 10*m.tick
 }
 
+// nospaceAlarms returns the NOSPACE alarms raised, one per member that
+// reached its quota.
+func (m *maintainer) nospaceAlarms() []*pb.AlarmMember {
+	var out []*pb.AlarmMember
+	for _, a := range m.s.etcd.Server.Alarms() {
+		if a.Alarm == pb.AlarmType_NOSPACE {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
 // recoverNoSpace compacts, defragments every member and disarms, as
 // NoSpaceRecovery describes.
-func (m *maintainer) recoverNoSpace(alarms []*pb.AlarmMember) {
+func (m *maintainer) recoverNoSpace() {
 	ctx := m.ctx
 	cli, err := m.client(m.clientURLs(false))
 	if err != nil {
@@ -155,7 +164,10 @@ func (m *maintainer) recoverNoSpace(alarms []*pb.AlarmMember) {
 			slog.Any(KeyErr, verdict))
 		return
 	}
-	if err := m.disarm(ctx, cli, alarms); err != nil {
+	// Every alarm raised by now, not only those seen at the start: a write
+	// applied on another member before the first alarm can raise its own
+	// a moment later, and the sizes just checked cover it too.
+	if err := m.disarm(ctx, cli, m.nospaceAlarms()); err != nil {
 		m.recoveryFailed("cannot disarm the alarm", slog.Any(KeyErr, err))
 		return
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
@@ -103,6 +104,34 @@ func TestNoSpaceRecovered(t *testing.T) {
 	require.Equal(t, 1, recoveries, "the leader recovered, once")
 	require.Equal(t, 3, h.count("NOSPACE alarm raised: writes are refused"), "each member logs the alarm")
 	require.Eventually(t, func() bool { return h.count("NOSPACE alarm cleared") == 3 }, 10*time.Second, 10*time.Millisecond)
+}
+
+// TestNoSpaceAlarmRaisedDuringRecovery raises a second member's NOSPACE
+// alarm while the leader recovers from the first, as a write that member
+// applied just before the first alarm does. The one recovery disarms both:
+// no alarm is left once it is logged, and no second recovery follows.
+func TestNoSpaceAlarmRaisedDuringRecovery(t *testing.T) {
+	t.Parallel()
+	h := &recordingHandler{}
+	c := embeddedtest.StartCluster(t, 3, embedded.WithLogger(slog.New(h)))
+	ctx := ctxT(t, 60*time.Second)
+	cli := c.Client()
+	raise := func(m *embeddedtest.Member) {
+		_, err := pb.NewMaintenanceClient(cli.ActiveConnection()).Alarm(ctx, &pb.AlarmRequest{
+			Action: pb.AlarmRequest_ACTIVATE, MemberID: m.Server().ID(), Alarm: pb.AlarmType_NOSPACE})
+		require.NoError(t, err)
+	}
+	raise(c.Members[0])
+	require.Eventually(t, func() bool { return h.count("NOSPACE recovery started") == 1 }, 10*time.Second, time.Millisecond)
+	raise(c.Members[1])
+	require.Eventually(t, func() bool { return h.count("NOSPACE recovered") == 1 }, 30*time.Second, time.Millisecond,
+		"log: %v", h.dump())
+	alarms, err := cli.AlarmList(ctx)
+	require.NoError(t, err)
+	require.Empty(t, alarms.Alarms, "the recovery disarmed the alarm raised while it ran")
+	awaitWritable(t, ctx, cli, 5*time.Second, h)
+	require.Never(t, func() bool { return h.count("NOSPACE recovery started") > 1 }, 2*time.Second, 10*time.Millisecond,
+		"a second recovery")
 }
 
 // TestNoSpaceUnrecoverable fills the quota with live keys: compaction and
