@@ -2,6 +2,7 @@ package discovery
 
 import (
 	"fmt"
+	"math/bits"
 	"math/rand/v2"
 	"slices"
 	"strconv"
@@ -228,7 +229,9 @@ func TestPickerUpdateIsIncremental(t *testing.T) {
 // picker's are (they outlive snapshots); ring is the first of n × 100
 // sorted hashes at or after a key's hash (a binary search of one flat
 // array, the most compact ring) and the entry of that point, for the keys
-// BenchmarkPick uses.
+// BenchmarkPick uses; direct is the entry named by one uint32 of a table
+// with about a slot a point, for the same keys: no ring, only the fewest
+// reads a lookup by hash can make.
 func BenchmarkPickFloor(b *testing.B) {
 	for _, n := range benchSizes(b) {
 		b.Run(fmt.Sprintf("index/n=%d", n), func(b *testing.B) {
@@ -271,6 +274,22 @@ func BenchmarkPickFloor(b *testing.B) {
 					j = 0
 				}
 				e := ents[hs[j]%uint64(n)]
+				e.picks.Add(1)
+				e.dones.Add(1)
+			}
+		})
+		b.Run(fmt.Sprintf("direct/n=%d", n), func(b *testing.B) {
+			shift := 64 - bits.Len(uint(n*DefaultVirtualNodes))
+			tab := make([]uint32, 1<<(64-shift))
+			for i := range tab {
+				tab[i] = uint32(mix64(uint64(i)) % uint64(n))
+			}
+			keys := make([]uint64, 1024)
+			for i := range keys {
+				keys[i] = hashString("user-" + strconv.Itoa(i))
+			}
+			for i := 0; b.Loop(); i++ {
+				e := ents[tab[keys[i&1023]>>shift]]
 				e.picks.Add(1)
 				e.dones.Add(1)
 			}
