@@ -6,11 +6,15 @@ package discovery
 // clock only when that is set.
 
 // usable reports whether e may be picked now, ending an expired ejection.
+// Small enough to be inlined into every pick; expired is the rest.
 func (b *base) usable(e *entry) bool {
 	u := e.until.Load()
-	if u == 0 {
-		return true
-	}
+	return u == 0 || b.expired(e, u)
+}
+
+// expired is usable for an entry ejected until u: whether that time has
+// passed, ending the ejection if so.
+func (b *base) expired(e *entry, u int64) bool {
 	if b.nowNano() < u {
 		return false
 	}
