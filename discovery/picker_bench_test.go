@@ -77,6 +77,37 @@ func BenchmarkPick(b *testing.B) {
 	}
 }
 
+// BenchmarkPickKeys is BenchmarkPick's hash picker at the largest size
+// for key sets of several sizes: BenchmarkPick cycles through 1,024 keys,
+// and what a pick costs at 100,000 instances depends on how many distinct
+// keys recent picks read, since each key reads its own table slot, leaf
+// and entry.
+//
+//	go test -run '^$' -bench PickKeys -benchmem ./discovery
+func BenchmarkPickKeys(b *testing.B) {
+	sizes := benchSizes(b)
+	n := sizes[len(sizes)-1]
+	h := must(NewConsistentHash(newStatic(weightedInstances(n)...)))
+	for _, nk := range []int{256, 512, 1024, 2048, 4096} { // powers of 2
+		keys := make([]string, nk)
+		for i := range keys {
+			keys[i] = "user-" + strconv.Itoa(i)
+		}
+		b.Run(fmt.Sprintf("keys=%d/n=%d", nk, n), func(b *testing.B) {
+			pk, err := h.Pick(keys[0]) // builds the state
+			if err != nil {
+				b.Fatal(err)
+			}
+			pk.Done(nil)
+			b.ReportAllocs()
+			for i := 0; b.Loop(); i++ {
+				pk, _ := h.Pick(keys[i&(nk-1)])
+				pk.Done(nil)
+			}
+		})
+	}
+}
+
 // BenchmarkPickMetrics is BenchmarkPick at 100 instances with metrics off
 // (a no-op meter provider) and on (the OpenTelemetry SDK with a reader),
 // in one run: a pick only counts in its entry either way.

@@ -3,6 +3,7 @@ package discovery
 import (
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -226,6 +227,42 @@ func TestConsistentHashIsStickyAndMovesLittle(t *testing.T) {
 			}
 		})
 	}
+}
+
+// Routing is part of the API: processes of different versions must send a
+// key to the same instance, so the hash and the ring's layout may not
+// change. These keys were routed by the code as released; a change to
+// the key hash or to where an instance's points go fails here.
+func TestConsistentHashRoutesAsReleased(t *testing.T) {
+	for _, tc := range []struct {
+		key, vnodes100, vnodes3 string
+	}{
+		{"", "i00009", "i00005"},
+		{"a", "i00001", "i00001"},
+		{"user-1", "i00008", "i00008"},
+		{"user-42", "i00005", "i00003"},
+		{"order/2026/12/04", "i00001", "i00004"},
+		{"ünïcode", "i00001", "i00002"},
+		{"k", "i00000", "i00001"},
+	} {
+		for _, c := range []struct {
+			vnodes int
+			want   string
+		}{{DefaultVirtualNodes, tc.vnodes100}, {3, tc.vnodes3}} {
+			p := must(NewConsistentHash(newStatic(nInstances(10)...), WithVirtualNodes(c.vnodes)))
+			pk, err := p.Pick(tc.key)
+			require.NoError(t, err)
+			assert.Equal(t, c.want, pk.Instance.ID, "key %q, %d points an instance", tc.key, c.vnodes)
+			pk.Done(nil)
+		}
+	}
+	// The key hash is FNV-1a (64 bits) finalized by splitmix64's mixer.
+	for _, s := range []string{"", "a", "user-1", "roster", strings.Repeat("xyz", 50)} {
+		f := fnv.New64a()
+		f.Write([]byte(s))
+		assert.Equal(t, mix64(f.Sum64()), hashString(s), "%q", s)
+	}
+	assert.Equal(t, uint64(0xe01c08452c641108), hashString("roster"))
 }
 
 // A ring that grows or shrinks one instance at a time gets a table to
