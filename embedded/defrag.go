@@ -348,26 +348,27 @@ func (m *maintainer) defragSelf(reason string, asLeader, handedOver bool) error 
 
 	after := be.Size()
 	took := time.Since(start)
+	// Logged before it is counted: whoever sees it in Status finds its record.
+	m.met.defragged(m.ctx, took, err)
+	if err != nil {
+		m.log.Warn("defragmentation failed", m.self(), slog.Duration(KeyTook, took), slog.Any(KeyErr, err))
+	} else {
+		m.log.Info("defragmentation finished", m.self(), slog.Duration(KeyTook, took),
+			slog.Int64(KeySizeBefore, before), slog.Int64(KeySizeAfter, after))
+	}
 	m.mu.Lock()
+	defer m.mu.Unlock()
 	m.defrag.End, m.defrag.SizeAfter = time.Now(), after
 	if err != nil {
 		m.defrag.Failures++
 		m.defrag.Err = err
-	} else {
-		m.defrag.Count++
-		m.defrag.Err = nil
-		if after >= 1<<20 {
-			m.defragSpeed = float64(after) / took.Seconds()
-		}
-	}
-	m.mu.Unlock()
-	m.met.defragged(m.ctx, took, err)
-	if err != nil {
-		m.log.Warn("defragmentation failed", m.self(), slog.Duration(KeyTook, took), slog.Any(KeyErr, err))
 		return err
 	}
-	m.log.Info("defragmentation finished", m.self(), slog.Duration(KeyTook, took),
-		slog.Int64(KeySizeBefore, before), slog.Int64(KeySizeAfter, after))
+	m.defrag.Count++
+	m.defrag.Err = nil
+	if after >= 1<<20 {
+		m.defragSpeed = float64(after) / took.Seconds()
+	}
 	return nil
 }
 

@@ -91,23 +91,24 @@ func (m *maintainer) snapshotOnce(sched SnapshotSchedule) {
 	if err == nil {
 		err = m.prune(sched.Dir, sched.Keep)
 	}
-	m.mu.Lock()
-	if err != nil {
-		m.snaps.Failures++
-		m.snaps.Err = err
-	} else {
-		m.snaps.Count++
-		m.snaps.Err = nil
-		m.snaps.Last, m.snaps.LastPath, m.snaps.LastSize = time.Now(), path, n
-	}
-	m.mu.Unlock()
+	// Logged before it is counted: whoever sees it in Status finds its record.
 	m.met.snapshotted(m.ctx, err)
 	if err != nil {
 		m.log.Warn("snapshot failed", m.self(), slog.String(KeyPath, sched.Dir), slog.Any(KeyErr, err))
+	} else {
+		m.log.Info("snapshot taken", m.self(), slog.String(KeyPath, path), slog.Int64(KeySize, n),
+			slog.Duration(KeyTook, time.Since(start)))
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err != nil {
+		m.snaps.Failures++
+		m.snaps.Err = err
 		return
 	}
-	m.log.Info("snapshot taken", m.self(), slog.String(KeyPath, path), slog.Int64(KeySize, n),
-		slog.Duration(KeyTook, time.Since(start)))
+	m.snaps.Count++
+	m.snaps.Err = nil
+	m.snaps.Last, m.snaps.LastPath, m.snaps.LastSize = time.Now(), path, n
 }
 
 // writeSnapshot writes a snapshot to dir atomically: a reader of dir sees
